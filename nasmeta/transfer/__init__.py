@@ -1,0 +1,1 @@
+"""Transfer components (one file each): TAPAS, LCRankNet, ... following the contract in ``base.py``."""
