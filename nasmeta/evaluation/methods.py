@@ -1,0 +1,132 @@
+"""Named replay methods: ``make_method(name, train, **params)`` builds a method for one LODO fold.
+
+A method is either a ``nasmeta.blackbox.hyperband.RungScheduler`` (successive halving, Hyperband) or any
+object with ``decide(curve, context) -> Decision`` (the stopping rules and the transfer ``Stopper`` role).  A
+factory receives the fold's training data (``meta.without(task)``, a ``MetaDataset`` view) and the method's
+parameters; methods that learn nothing ignore the data.
+
+Adding a method is one decorator, ``@register_method("name")`` on a factory ``(train, **params) -> method``,
+or, for a transfer stopper, no code here at all: an unknown name ``x`` is looked up in ``nasmeta.transfer.x``,
+whose ``Stopper`` subclass with ``name == "x"`` is built as ``cls(**params).fit(train)`` (how LCRankNet plugs
+in).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+MethodFactory = Callable[..., Any]
+
+_REGISTRY: dict[str, MethodFactory] = {}
+
+
+def register_method(name: str) -> Callable[[MethodFactory], MethodFactory]:
+    """Decorator: ``@register_method("median")`` on ``factory(train, **params) -> method``."""
+
+    def deco(factory: MethodFactory) -> MethodFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+@register_method("none")
+def _none(train: Any = None, **params: Any) -> Any:
+    from nasmeta.blackbox.stopping import NoTermination
+
+    return NoTermination(**params)
+
+
+@register_method("median")
+def _median(train: Any = None, **params: Any) -> Any:
+    from nasmeta.blackbox.stopping import MedianStoppingRule
+
+    return MedianStoppingRule(**params)
+
+
+@register_method("percentile")
+def _percentile(train: Any = None, **params: Any) -> Any:
+    from nasmeta.blackbox.stopping import PercentileRule
+
+    return PercentileRule(**params)
+
+
+@register_method("sh")
+def _sh(train: Any = None, **params: Any) -> Any:
+    from nasmeta.blackbox.hyperband import SuccessiveHalving
+
+    return SuccessiveHalving(**params)
+
+
+@register_method("hyperband")
+def _hyperband(train: Any = None, **params: Any) -> Any:
+    from nasmeta.blackbox.hyperband import Hyperband
+
+    return Hyperband(**params)
+
+
+@register_method("domhan")
+def _domhan(train: Any = None, **params: Any) -> Any:
+    from nasmeta.blackbox.domhan import DomhanStopper
+
+    return DomhanStopper(**params)
+
+
+@register_method("baker")
+def _baker(train: Any = None, **params: Any) -> Any:
+    from nasmeta.blackbox.baker import BakerStopper
+
+    if train is None:
+        raise ValueError("method 'baker' learns from metadata: pass the fold's training data")
+    return BakerStopper(**params).fit(train)
+
+
+def _transfer_factory(name: str) -> MethodFactory | None:
+    module_name = f"nasmeta.transfer.{name}"
+    if not name.isidentifier() or importlib.util.find_spec(module_name) is None:
+        return None
+    from nasmeta.transfer.base import Stopper
+
+    module = importlib.import_module(module_name)
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Stopper)
+        and not inspect.isabstract(obj)
+        and getattr(obj, "name", None) == name
+    ]
+    if len(classes) != 1:
+        return None
+    cls = classes[0]
+
+    def factory(train: Any = None, **params: Any) -> Any:
+        if train is None:
+            raise ValueError(f"method {name!r} learns from metadata: pass the fold's training data")
+        return cls(**params).fit(train)
+
+    return factory
+
+
+def known_methods() -> list[str]:
+    """Registered method names (transfer stoppers appear once they have been looked up)."""
+    return sorted(_REGISTRY)
+
+
+def method_factory(name: str) -> MethodFactory:
+    """The factory called ``name``; unknown names raise ``ValueError`` listing the known ones."""
+    if name not in _REGISTRY:
+        factory = _transfer_factory(name) if isinstance(name, str) else None
+        if factory is None:
+            raise ValueError(f"unknown method {name!r}; known methods: {', '.join(known_methods())}")
+        _REGISTRY[name] = factory
+    return _REGISTRY[name]
+
+
+def make_method(name: str, train: Any = None, **params: Any) -> Any:
+    """Build method ``name`` for one fold from its training data and parameters."""
+    return method_factory(name)(train, **params)
