@@ -1,0 +1,108 @@
+"""``nasmeta store summary | import | compact``: inspect and maintain the Parquet metadata store.
+
+Every command takes ``--store PATH`` (a folder or a URL such as ``s3://bucket/store``; default
+``$NASMETA_HOME/store``).  Other command modules reuse :data:`StoreOption` and :func:`open_store`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli._app import store_app
+
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="Store root: a folder or URL (default: $NASMETA_HOME/store).")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def open_store(store: str | None):  # -> MetadataStore (imported lazily to keep `nasmeta --help` fast)
+    """The store at ``store`` (default root when ``None``); a bad root exits with a clear message."""
+    from metadata_store import MetadataStore
+    from nasmeta.config import default_store_root
+
+    try:
+        return MetadataStore(store or default_store_root())
+    except ValueError as error:
+        raise _fail(str(error)) from error
+
+
+@store_app.command("summary")
+def summary(
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Rows per table, tasks, and completed / failed / stopped runs."""
+    info = open_store(store).summary()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    tables = Table(title=f"store {info['root']}")
+    tables.add_column("table")
+    tables.add_column("rows", justify="right")
+    tables.add_column("files", justify="right")
+    for name, counts in info["tables"].items():
+        tables.add_row(name, str(counts["rows"]), str(counts["files"]))
+    console.print(tables)
+    runs = info["runs"]
+    console.print(f"runs: {runs['completed']} completed, {runs['failed']} failed, {runs['stopped']} stopped")
+    if info["tasks"]:
+        tasks = Table(title="tasks")
+        columns = ("task_id", "name", "source", "completed", "failed", "stopped")
+        for column in columns:
+            tasks.add_column(column, justify="right" if column in runs else "left")
+        for row in info["tasks"]:
+            tasks.add_row(*(str(row[c] if row[c] is not None else "") for c in columns))
+        console.print(tasks)
+
+
+@store_app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="'nb201', 'macro', or a curve file (.csv / .parquet).")],
+    store: StoreOption = None,
+) -> None:
+    """Import NAS-Bench-201, NAS-Bench-Macro (from NASMETA_DATA_DIR) or a learning-curve file.
+
+    Curve file columns: see `python -c "import metadata_store.external as e; help(e)"`.
+    """
+    from nasmeta.config import DataNotFoundError
+
+    target = open_store(store)
+    try:
+        from nasmeta.data import store_import
+
+        if source == "nb201":
+            written = store_import.import_nb201(target)
+        elif source == "macro":
+            written = store_import.import_macro(target)
+        elif Path(source).is_file():
+            written = store_import.import_curve_file(target, source)
+        else:
+            raise _fail(f"{source!r} is neither 'nb201', 'macro' nor an existing curve file")
+    except (ValueError, DataNotFoundError) as error:
+        raise _fail(str(error)) from error
+    typer.echo(f"imported {source} into {target.uri}: " + ", ".join(f"{k} {v}" for k, v in written.items()))
+
+
+@store_app.command("compact")
+def compact(store: StoreOption = None) -> None:
+    """Merge each table's small files into one de-duplicated file (safe while others read and write)."""
+    target = open_store(store)
+    report = target.compact()
+    for name, info in report.items():
+        if info["files_before"]:
+            typer.echo(f"{name}: {info['files_before']} -> {info['files_after']} files, {info['rows']} rows")
