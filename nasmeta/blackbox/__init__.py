@@ -1,0 +1,13 @@
+"""Black-box searches: each evaluates whole architectures through an :class:`~nasmeta.evaluators.Evaluator`.
+
+One file per strategy (random search, regularised evolution, schedulers).  Only the two light entry points are
+imported here (numpy, no torch), so ``import nasmeta.blackbox`` stays cheap.  ``nasmeta.blackbox.random_search``
+names the function; import the module's other names with ``from nasmeta.blackbox.random_search import ...``.
+"""
+
+from __future__ import annotations
+
+from nasmeta.blackbox.evolution import regularized_evolution
+from nasmeta.blackbox.random_search import SearchRecorder, random_search
+
+__all__ = ["SearchRecorder", "random_search", "regularized_evolution"]
