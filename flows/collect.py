@@ -1,0 +1,327 @@
+"""Flow ``collect_metadata``: landmarkers per task, then one training run per (task, architecture, seed).
+
+Results go to the Parquet store (not Prefect's result storage) and to MLflow (a parent run per flow run, a child
+run per training run with per-epoch metrics, the architecture JSON and a learning-curve PNG).  Each run's key is
+``run_id = hash(task_id, arch_id, seed, config_hash)``; runs the store already holds as completed are skipped, so a
+rerun after a crash only does what is missing.  A run writes its curve rows first and its ``runs`` row last, so a
+crash in between leaves no completed row and the run is redone.  A failing run (diverging loss, a corrupt task)
+is stored as failed with its reason and the flow goes on with the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flows.common import TaskRunnerName, make_task_runner, open_store, resolve_task_spec, task_row, tracking_enabled
+
+EXPERIMENT = "nasmeta-collect"
+# model initialisation draws from torch's global RNG; threads building at once would interleave draws
+_BUILD_LOCK = threading.Lock()
+
+
+class CollectParams(BaseModel):
+    """Validated parameters of a collection (checked before any training starts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(default_factory=lambda: ["digits", "digits-0to4"], min_length=1)
+    space: str = "nb201"
+    n_archs: int = Field(8, ge=1)
+    archs: list[str] | None = None
+    arch_seed: int = 0
+    epochs: int = Field(3, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    train: dict[str, Any] = Field(default_factory=dict)
+    size: dict[str, Any] = Field(default_factory=lambda: {"C": 8, "N": 1})
+    samples_per_class: int | None = Field(None, ge=2)
+    landmarkers: bool = True
+    landmarker_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    store: str | None = None
+    track: bool = True
+
+    @field_validator("space")
+    @classmethod
+    def _known_space(cls, value: str) -> str:
+        from nasmeta.spaces import get_space
+
+        get_space(value)
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, value: list[str]) -> list[str]:
+        from nasmeta.data.tasks import get_task
+
+        for name in value:
+            get_task(name)
+        return value
+
+    def train_config(self) -> Any:
+        from nasmeta.training import TrainConfig
+
+        return TrainConfig(**{"epochs": self.epochs, **self.train})
+
+
+def plan_architectures(space_name: str, n_archs: int, seed: int, explicit: list[str] | None = None) -> list[Any]:
+    """``explicit`` parsed, or ``n_archs`` architectures with distinct ids sampled with ``seed``."""
+    from nasmeta.spaces import get_space
+
+    space = get_space(space_name)
+    if explicit:
+        archs = [space.parse(text) for text in explicit]
+        return list({a.arch_id: a for a in archs}.values())
+    rng = np.random.default_rng(seed)
+    chosen: dict[str, Any] = {}
+    for _ in range(100 * n_archs):
+        arch = space.sample(rng)
+        chosen.setdefault(arch.arch_id, arch)
+        if len(chosen) == n_archs:
+            break
+    if len(chosen) < n_archs:
+        raise ValueError(f"space {space_name!r} gave only {len(chosen)} distinct architectures, {n_archs} asked")
+    return list(chosen.values())
+
+
+@task(name="landmarkers", retries=1, persist_result=False)
+def landmarker_task(task_name: str, samples_per_class: int | None, seeds: list[int], store_root: str) -> str:
+    """Load the task, record its ``tasks`` row and (unless the store has them) its landmarkers."""
+    import json
+
+    from nasmeta.data import landmarkers as lm
+
+    store = open_store(store_root)
+    spec = resolve_task_spec(task_name, samples_per_class)
+    data = spec.load()
+    store.append("tasks", [task_row(spec, data)])
+    if store.read("landmarkers", task_id=spec.task_id).num_rows == 0:
+        values = lm.compute_landmarkers(spec, seeds=tuple(seeds))
+        # how the values were measured, so landmarkers from different recipes are never mixed unknowingly
+        recipe = {
+            "seeds": list(seeds),
+            **{k: v for k, v in vars(lm).items() if k.isupper() and isinstance(v, int | float)},
+        }
+        store.append(
+            "landmarkers",
+            [
+                {"task_id": spec.task_id, "name": k, "value": float(v), "spec": json.dumps(recipe, default=str)}
+                for k, v in values.items()
+            ],
+        )
+    return spec.task_id
+
+
+@task(name="train-run", retries=1, retry_delay_seconds=1, tags=["gpu"], persist_result=False)
+def train_run(
+    task_name: str,
+    samples_per_class: int | None,
+    arch_json: dict[str, Any],
+    seed: int,
+    config_json: dict[str, Any],
+    size: dict[str, Any],
+    store_root: str,
+    parent: Any = None,
+) -> dict[str, Any]:
+    """Train one architecture on one task with one seed; store the run and its curve; never raise for a bad run."""
+    from nasmeta.data.store_import import architecture_row, training_rows
+    from nasmeta.spaces import Architecture
+    from nasmeta.training import TrainConfig, TrainResult, seed_everything, train
+
+    store = open_store(store_root)
+    arch = Architecture.from_json(arch_json)
+    config = TrainConfig(**config_json)
+    spec = resolve_task_spec(task_name, samples_per_class)
+    tags = {"task": spec.name, "task_id": spec.task_id, "space": arch.space, "arch_id": arch.arch_id, "seed": seed}
+    params = {"arch_str": str(arch), "config_hash": config.config_hash(), **config.model_dump(mode="json"), **size}
+
+    def run(reporter: Any) -> TrainResult:
+        start = time.perf_counter()
+        try:
+            data = spec.load()
+            with _BUILD_LOCK:
+                seed_everything(seed)
+                from nasmeta.spaces import get_space
+
+                model = get_space(arch.space).build(arch, data.num_classes, data.input_shape, **size)
+            return train(model, data, config.with_(seed=seed), reporter)
+        except Exception as error:  # a corrupt task or an unbuildable arch is a failed run, not a dead flow
+            return TrainResult(
+                status="failed",
+                error=f"{type(error).__name__}: {error}",
+                curve=[],
+                final_val_acc=float("nan"),
+                final_test_acc=float("nan"),
+                epochs_done=0,
+                seconds=time.perf_counter() - start,
+                n_params=0,
+                flops=0,
+                device="unknown",
+                config_hash=config.config_hash(),
+            )
+
+    mlflow_run_id = None
+    if parent is not None:
+        from nasmeta import tracking
+
+        with tracking.child_run(
+            parent, run_name=f"{spec.name}/{arch.arch_id}/s{seed}", tags=tags, params=params
+        ) as child:
+            result = run(child.reporter())
+            tracking.log_architecture(arch, run=child)
+            if result.curve:
+                tracking.log_learning_curve_png(result.curve, run=child)
+            child.log_metrics({"final_val_acc": result.final_val_acc, "final_test_acc": result.final_test_acc})
+            if result.status == "failed":
+                child.fail(result.error or "failed")
+            mlflow_run_id = child.run_id
+    else:
+        result = run(None)
+
+    run_row, curve_rows = training_rows(spec.task_id, arch, seed, result, mlflow_run_id, config)
+    store.append("architectures", [architecture_row(arch, result.n_params or None, result.flops or None)])
+    if curve_rows:
+        store.append("curves", curve_rows)
+    store.append("runs", [run_row])  # last: its presence marks the run done
+    return {"run_id": run_row["run_id"], "status": result.status, "error": result.error, "seconds": result.seconds}
+
+
+@flow(name="collect-metadata", log_prints=True)
+def collect_metadata(
+    tasks: list[str] | None = None,
+    space: str = "nb201",
+    n_archs: int = 8,
+    archs: list[str] | None = None,
+    arch_seed: int = 0,
+    epochs: int = 3,
+    seeds: list[int] | None = None,
+    train: dict[str, Any] | None = None,
+    size: dict[str, Any] | None = None,
+    samples_per_class: int | None = None,
+    landmarkers: bool = True,
+    landmarker_seeds: list[int] | None = None,
+    store: str | None = None,
+    track: bool = True,
+) -> dict[str, Any]:
+    """Collect landmarkers and learning curves for every (task, architecture, seed); returns a summary."""
+    given = {
+        "tasks": tasks,
+        "space": space,
+        "n_archs": n_archs,
+        "archs": archs,
+        "arch_seed": arch_seed,
+        "epochs": epochs,
+        "seeds": seeds,
+        "train": train,
+        "size": size,
+        "samples_per_class": samples_per_class,
+        "landmarkers": landmarkers,
+        "landmarker_seeds": landmarker_seeds,
+        "store": store,
+        "track": track,
+    }
+    params = CollectParams(**{k: v for k, v in given.items() if v is not None})
+    return run_collection(params)
+
+
+def run_collection(params: CollectParams) -> dict[str, Any]:
+    """The body of :func:`collect_metadata` (inside a flow run)."""
+    from metadata_store import run_id as make_run_id
+
+    logger = get_run_logger()
+    from nasmeta import config as nconfig
+
+    store_root = params.store or nconfig.default_store_root()
+    store = open_store(store_root)
+    config = params.train_config()
+    archs = plan_architectures(params.space, params.n_archs, params.arch_seed, params.archs)
+
+    task_ids = {}
+    for name in params.tasks:
+        if params.landmarkers:
+            task_ids[name] = landmarker_task.submit(name, params.samples_per_class, params.landmarker_seeds, store_root)
+        else:
+            task_ids[name] = resolve_task_spec(name, params.samples_per_class).task_id
+    task_ids = {k: (v.result() if hasattr(v, "result") else v) for k, v in task_ids.items()}
+
+    done = store.completed_run_ids()
+    planned, todo = [], []
+    for name in params.tasks:
+        for arch in archs:
+            for seed in params.seeds:
+                rid = make_run_id(task_ids[name], arch.arch_id, seed, config.config_hash())
+                planned.append(rid)
+                if rid not in done:
+                    todo.append((name, arch, seed))
+    logger.info(
+        "collect: %d runs planned, %d already in the store, %d to train",
+        len(planned),
+        len(planned) - len(todo),
+        len(todo),
+    )
+
+    summary: dict[str, Any] = {
+        "planned": len(planned),
+        "skipped": len(planned) - len(todo),
+        "trained": 0,
+        "completed": 0,
+        "failed": 0,
+        "stopped": 0,
+        "failures": [],
+        "task_ids": task_ids,
+        "store": store_root,
+    }
+
+    def submit_all(parent: Any) -> None:
+        futures = [
+            train_run.submit(
+                name,
+                params.samples_per_class,
+                arch.to_json(),
+                seed,
+                config.model_dump(mode="json"),
+                params.size,
+                store_root,
+                parent,
+            )
+            for name, arch, seed in todo
+        ]
+        for future in futures:
+            outcome = future.result()
+            summary["trained"] += 1
+            summary[outcome["status"]] += 1
+            if outcome["status"] == "failed":
+                summary["failures"].append({"run_id": outcome["run_id"], "error": outcome["error"]})
+
+    if tracking_enabled(params.track):
+        from nasmeta import tracking
+
+        tracking.configure()
+        run_params = params.model_dump(mode="json", exclude={"store"})
+        with tracking.parent_run(
+            EXPERIMENT, run_name=f"collect-{params.space}", tags={"space": params.space}, params=run_params
+        ) as parent:
+            submit_all(parent)
+            parent.log_metrics(
+                {k: summary[k] for k in ("planned", "skipped", "trained", "completed", "failed", "stopped")}
+            )
+            summary["mlflow_run_id"] = parent.run_id
+    else:
+        submit_all(None)
+    if summary["failed"]:
+        logger.warning(
+            "collect: %d of %d runs failed: %s", summary["failed"], summary["trained"], summary["failures"][:5]
+        )
+    return summary
+
+
+def collect(
+    params: CollectParams, task_runner: TaskRunnerName = "threads", max_workers: int = 1, address: str | None = None
+) -> dict[str, Any]:
+    """Run the flow with the chosen task runner (the CLI's entry point)."""
+    runner = make_task_runner(task_runner, max_workers, address)
+    return collect_metadata.with_options(task_runner=runner)(**params.model_dump())
