@@ -10,7 +10,6 @@ is stored as failed with its reason and the flow goes on with the others.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -18,11 +17,17 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flows.common import TaskRunnerName, make_task_runner, open_store, resolve_task_spec, task_row, tracking_enabled
+from flows.common import (
+    TaskRunnerName,
+    build_seeded,
+    make_task_runner,
+    open_store,
+    resolve_task_spec,
+    task_row,
+    tracking_enabled,
+)
 
 EXPERIMENT = "nasmeta-collect"
-# model initialisation draws from torch's global RNG; threads building at once would interleave draws
-_BUILD_LOCK = threading.Lock()
 
 
 class CollectParams(BaseModel):
@@ -130,7 +135,7 @@ def train_run(
     """Train one architecture on one task with one seed; store the run and its curve; never raise for a bad run."""
     from nasmeta.data.store_import import architecture_row, training_rows
     from nasmeta.spaces import Architecture
-    from nasmeta.training import TrainConfig, TrainResult, seed_everything, train
+    from nasmeta.training import TrainConfig, TrainResult, train
 
     store = open_store(store_root)
     arch = Architecture.from_json(arch_json)
@@ -143,11 +148,7 @@ def train_run(
         start = time.perf_counter()
         try:
             data = spec.load()
-            with _BUILD_LOCK:
-                seed_everything(seed)
-                from nasmeta.spaces import get_space
-
-                model = get_space(arch.space).build(arch, data.num_classes, data.input_shape, **size)
+            model = build_seeded(arch, data, size, seed)
             return train(model, data, config.with_(seed=seed), reporter)
         except Exception as error:  # a corrupt task or an unbuildable arch is a failed run, not a dead flow
             return TrainResult(
@@ -246,7 +247,14 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
             task_ids[name] = landmarker_task.submit(name, params.samples_per_class, params.landmarker_seeds, store_root)
         else:
             task_ids[name] = resolve_task_spec(name, params.samples_per_class).task_id
-    task_ids = {k: (v.result() if hasattr(v, "result") else v) for k, v in task_ids.items()}
+    landmarker_failures = []
+    for name, value in list(task_ids.items()):
+        if hasattr(value, "result"):
+            try:
+                task_ids[name] = value.result()
+            except Exception as error:  # a task that cannot load: its runs are recorded as failed below
+                landmarker_failures.append({"task": name, "error": f"{type(error).__name__}: {error}"})
+                task_ids[name] = resolve_task_spec(name, params.samples_per_class).task_id
 
     done = store.completed_run_ids()
     planned, todo = [], []
@@ -272,6 +280,7 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
         "failed": 0,
         "stopped": 0,
         "failures": [],
+        "landmarker_failures": landmarker_failures,
         "task_ids": task_ids,
         "store": store_root,
     }
