@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from prefect import flow, get_run_logger, task
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.common import (
@@ -191,7 +192,7 @@ def train_run(
     return {"run_id": run_row["run_id"], "status": result.status, "error": result.error, "seconds": result.seconds}
 
 
-@flow(name="collect-metadata", log_prints=True)
+@flow(name="collect-metadata", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def collect_metadata(
     tasks: list[str] | None = None,
     space: str = "nb201",
@@ -207,8 +208,17 @@ def collect_metadata(
     landmarker_seeds: list[int] | None = None,
     store: str | None = None,
     track: bool = True,
+    task_runner: TaskRunnerName = "threads",
+    workers: int = 1,
+    address: str | None = None,
 ) -> dict[str, Any]:
-    """Collect landmarkers and learning curves for every (task, architecture, seed); returns a summary."""
+    """Collect landmarkers and learning curves for every (task, architecture, seed); returns a summary.
+
+    Training runs go one at a time through a thread by default (torch already uses every core of a CPU; one run
+    at a time also keeps CPU results bit-reproducible).  ``task_runner="dask"`` spreads them over a local Dask
+    cluster of ``workers`` processes, or over the cluster at ``address``; that happens in a child flow run,
+    since a flow's task runner is fixed when it starts.
+    """
     given = {
         "tasks": tasks,
         "space": space,
@@ -226,7 +236,10 @@ def collect_metadata(
         "track": track,
     }
     params = CollectParams(**{k: v for k, v in given.items() if v is not None})
-    return run_collection(params)
+    if task_runner == "threads" and workers == 1 and address is None:
+        return run_collection(params)
+    runner = make_task_runner(task_runner, workers, address)
+    return collect_runs.with_options(task_runner=runner)(params)
 
 
 def run_collection(params: CollectParams) -> dict[str, Any]:
@@ -328,9 +341,14 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
     return summary
 
 
+@flow(name="collect-metadata-runs", log_prints=True)
+def collect_runs(params: CollectParams) -> dict[str, Any]:
+    """The collection under a task runner chosen by the parent flow (Dask, or several threads)."""
+    return run_collection(params)
+
+
 def collect(
     params: CollectParams, task_runner: TaskRunnerName = "threads", max_workers: int = 1, address: str | None = None
 ) -> dict[str, Any]:
     """Run the flow with the chosen task runner (the CLI's entry point)."""
-    runner = make_task_runner(task_runner, max_workers, address)
-    return collect_metadata.with_options(task_runner=runner)(**params.model_dump())
+    return collect_metadata(**params.model_dump(), task_runner=task_runner, workers=max_workers, address=address)

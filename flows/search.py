@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.common import open_store, resolve_task_spec, task_row, tracking_enabled
@@ -337,7 +338,8 @@ def retrain_winner(
     return outcome
 
 
-@flow(name="search-target", log_prints=True)
+# one method at a time: each already uses every CPU core, and a shared global RNG keeps runs reproducible
+@flow(name="search-target", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def search_target(
     task: str = "digits-5to9",
     space: str = "nb201",

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import open_store, tracking_enabled
 
@@ -62,7 +63,7 @@ def fit_component(
     return outcome
 
 
-@flow(name="train-transfer", log_prints=True)
+@flow(name="train-transfer", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def train_transfer(
     components: list[str] | None = None,
     params: dict[str, dict[str, Any]] | None = None,

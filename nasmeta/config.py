@@ -2,6 +2,7 @@
 
 - ``NASMETA_DATA_DIR``: folder with ``images/`` (mnist.npz, cifar10_10k.npz) and ``benchmarks/`` (NB201, Macro).
 - ``NASMETA_HOME``: folder for the metadata store, the MLflow database and artefacts (default ``./.nasmeta``).
+- ``NASMETA_STORE``: the store root (a path or URL) when it is not ``$NASMETA_HOME/store``.
 - ``MLFLOW_TRACKING_URI``: overrides the embedded sqlite tracking store.
 """
 
@@ -51,8 +52,13 @@ def home() -> Path:
     return path
 
 
+STORE_VAR = "NASMETA_STORE"
+
+
 def default_store_root() -> str:
-    return str(home() / "store")
+    """``NASMETA_STORE`` (a path or URL shared by many workers, e.g. ``s3://bucket/store``) when set, else
+    ``$NASMETA_HOME/store``."""
+    return os.environ.get(STORE_VAR) or str(home() / "store")
 
 
 def default_tracking_uri() -> str:
