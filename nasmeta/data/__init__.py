@@ -1,0 +1,1 @@
+"""Tasks, data sources, landmarkers and tabular benchmarks."""
