@@ -1,0 +1,10 @@
+"""One-shot NAS: supernets (NB201, DARTS and S1-S4), DARTS (first and second order), ENAS and random-sampling
+one-shot in one shared bi-level loop, plus retraining, export and plots.
+
+Entry point: :func:`oneshot_search`; after it, :func:`retrain` / :func:`with_retrain`, and
+:mod:`nasmeta.oneshot.export` / :mod:`nasmeta.oneshot.plots`.
+"""
+
+from nasmeta.oneshot.api import METHODS, Retrained, build_supernet, oneshot_search, retrain, with_retrain
+
+__all__ = ["METHODS", "Retrained", "build_supernet", "oneshot_search", "retrain", "with_retrain"]

@@ -1,0 +1,203 @@
+"""The one-shot entry points: ``oneshot_search`` runs a strategy over a supernet and returns a ``SearchResult``;
+``retrain`` trains the found architecture from scratch with :func:`nasmeta.training.train`; ``with_retrain``
+puts the retraining outcome into the search result.
+
+Strategies: ``darts`` (first / second order, ``order=1|2``), ``enas``, ``random`` (random-sampling one-shot);
+spaces: ``nb201``, ``darts``, ``darts-s1`` .. ``darts-s4``.  Method settings are keyword arguments, validated
+by each strategy's pydantic config (unknown names raise ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasmeta.data.types import TaskData
+from nasmeta.evaluators import Evaluation
+from nasmeta.oneshot.loop import SearchData, WeightConfig, run_search, strategy_class
+from nasmeta.oneshot.supernet import Supernet
+from nasmeta.reporting import CallbackReporter, Reporter, ShouldStop
+from nasmeta.search_result import SearchResult
+from nasmeta.spaces import get_space
+from nasmeta.spaces.base import Architecture, SearchSpace
+
+#: method name -> module that registers it
+METHODS = {"darts": "nasmeta.oneshot.darts", "enas": "nasmeta.oneshot.enas", "random": "nasmeta.oneshot.random_oneshot"}
+SPACES = ("nb201", "darts", "darts-s1", "darts-s2", "darts-s3", "darts-s4")
+
+
+def build_supernet(
+    space: str | SearchSpace, num_classes: int, input_shape: tuple[int, int, int], **size: Any
+) -> Supernet:
+    """The supernet of ``space``; ``size``: NB201 ``C, N``; DARTS ``C, layers, stem_multiplier``."""
+    name = space if isinstance(space, str) else space.name
+    if name == "nb201":
+        from nasmeta.oneshot.supernet_nb201 import NB201Supernet
+
+        return NB201Supernet(num_classes, input_shape, **size)
+    if name in SPACES:
+        from nasmeta.oneshot.supernet_darts import DartsSupernet
+
+        return DartsSupernet(num_classes, input_shape, space=name, **size)
+    raise ValueError(f"no one-shot supernet for space {name!r}; supported: {', '.join(SPACES)}")
+
+
+def _resolve_device(device: str) -> torch.device:
+    from nasmeta.training import resolve_device
+
+    return resolve_device(device)
+
+
+def _task(task: Any) -> TaskData:
+    if isinstance(task, TaskData):
+        return task
+    from nasmeta.data.tasks import resolve_task
+
+    return resolve_task(task)
+
+
+def oneshot_search(
+    method: str,
+    space: str | SearchSpace,
+    task_data: TaskData | str,
+    epochs: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    reporter: Reporter | None = None,
+    *,
+    supernet_size: Mapping[str, Any] | None = None,
+    weight_config: WeightConfig | Mapping[str, Any] | None = None,
+    train_portion: float = 0.5,
+    device: str = "auto",
+    should_stop: ShouldStop | None = None,
+    **method_kwargs: Any,
+) -> SearchResult:
+    """Run one-shot search ``method`` on ``space`` for ``epochs`` epochs of the bi-level loop.
+
+    The task's train split is halved (``train_portion``) into weight-train and arch-validation data; its val and
+    test splits are not touched (they are for :func:`retrain`).  Everything is seeded from ``seed``.
+
+    Returns a ``SearchResult`` with ``best_arch``; ``trace`` (one row per epoch, row 0 before training: losses,
+    accuracies in %, ``skip_share``, ``op_weights`` = ``{cell: {edge: {op: weight}}}`` (softmax(alpha) for
+    DARTS, the controller's op frequencies for ENAS), entropies, rewards, ``arch``); ``history`` (the supernet
+    evaluations made to choose: random one-shot's ranking, ENAS's final samples); ``extra`` (space, method
+    settings, supernet size, timings, final alphas).  ``best_val_acc`` / ``best_test_acc`` stay ``None`` until
+    :func:`with_retrain`.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown one-shot method {method!r}; known: {', '.join(sorted(METHODS))}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}")
+    importlib.import_module(METHODS[method])
+    space_obj = get_space(space) if isinstance(space, str) else space
+    task = _task(task_data)
+    if not isinstance(weight_config, WeightConfig):
+        weight_config = WeightConfig(**(weight_config or {}))
+    size = dict(supernet_size or {})
+    dev = _resolve_device(device)
+
+    torch.manual_seed(seed)
+    supernet = build_supernet(space_obj, task.num_classes, task.input_shape, **size).to(dev)
+    data = SearchData.from_task(task, seed, train_portion).to(dev)
+    strategy = strategy_class(method)(supernet, data, batch_size, seed, **method_kwargs)
+    trace, search_seconds = run_search(strategy, epochs, weight_config, reporter, should_stop)
+    start = time.perf_counter()
+    arch, history, extra = strategy.finish()
+    choose_seconds = time.perf_counter() - start
+    n_weights = sum(p.numel() for p in supernet.weights())
+    return SearchResult(
+        method=method,
+        best_arch=arch,
+        history=history,
+        trace=trace,
+        cost_seconds=search_seconds + choose_seconds,
+        n_evaluations=len(history),
+        extra={
+            "space": space_obj.name,
+            "task_id": task.task_id,
+            "method_config": strategy.state(),
+            "weight_config": weight_config.model_dump(),
+            "supernet_size": {**supernet.size},
+            "supernet_params": n_weights,
+            "epochs": len(trace) - 1,
+            "batch_size": batch_size,
+            "seed": seed,
+            "device": str(dev),
+            "search_seconds": search_seconds,
+            "choose_seconds": choose_seconds,
+            **extra,
+        },
+    )
+
+
+@dataclass
+class Retrained:
+    """A retrained architecture: the trained model, the trainer's result and the matching ``Evaluation``."""
+
+    model: nn.Module
+    result: Any  # nasmeta.training.TrainResult
+    evaluation: Evaluation
+    build: dict[str, Any]
+
+
+def retrain(
+    arch: Architecture,
+    task: TaskData | str,
+    epochs: int,
+    seed: int = 0,
+    reporter: Reporter | None = None,
+    config: Any = None,
+    **size: Any,
+) -> Retrained:
+    """Build ``arch`` (``size`` goes to ``space.build``) and train it from scratch for ``epochs`` epochs.
+
+    ``config`` is a :class:`nasmeta.training.TrainConfig` (default recipe) whose epochs and seed are replaced.
+    Reports go to ``reporter`` as ``retrain_<metric>`` with ``step = epoch``.
+    """
+    from nasmeta.training import TrainConfig, seed_everything, train
+
+    data = _task(task)
+    config = (config or TrainConfig()).with_(epochs=epochs, seed=seed)
+    seed_everything(seed)
+    space = get_space(arch.space)
+    model = space.build(arch, data.num_classes, data.input_shape, **size)
+    prefixed = None
+    if reporter is not None:
+        prefixed = CallbackReporter(lambda step, m: reporter.report(step, **{f"retrain_{k}": v for k, v in m.items()}))
+    result = train(model, data, config, prefixed)
+    ok = result.status != "failed" and bool(result.curve)
+    evaluation = Evaluation(
+        arch=arch,
+        val_acc=result.final_val_acc if ok else 0.0,
+        test_acc=result.final_test_acc if ok else 0.0,
+        cost_seconds=result.seconds,
+        epochs=result.epochs_done,
+        status=result.status,
+        error=result.error,
+        curve=result.curve,
+        extra={"estimator": "retrain", "n_params": result.n_params, "flops": result.flops},
+    )
+    build = {"num_classes": data.num_classes, "input_shape": list(data.input_shape), "size": dict(size)}
+    return Retrained(model, result, evaluation, build)
+
+
+def with_retrain(result: SearchResult, retrained: Retrained) -> SearchResult:
+    """``result`` with the retrained accuracies as ``best_val_acc`` / ``best_test_acc``, the retraining appended
+    to ``history`` and its summary in ``extra["retrain"]``; ``cost_seconds`` includes the retraining."""
+    ev = retrained.evaluation
+    summary = {k: v for k, v in retrained.result.to_dict().items() if k != "curve"}
+    return replace(
+        result,
+        best_val_acc=ev.val_acc,
+        best_test_acc=ev.test_acc,
+        history=[*result.history, ev],
+        n_evaluations=result.n_evaluations + 1,
+        cost_seconds=result.cost_seconds + ev.cost_seconds,
+        extra={**result.extra, "retrain": {**summary, "build": retrained.build}},
+    )
