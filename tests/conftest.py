@@ -9,6 +9,13 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+import torch  # noqa: E402
+
+# Tests use tiny networks, for which intra-op threads only add synchronisation: measured 30x slower per forward
+# pass with 2 threads on a busy 2-core machine.  Subprocesses the tests start keep their own setting.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
