@@ -1,0 +1,250 @@
+"""``nasmeta lodo``: leave-one-dataset-out evaluations.
+
+- ``nasmeta lodo --methods lcranknet,hyperband,sh,median,domhan,baker,none --store PATH``: the early-termination
+  comparison, a random search replayed over each held-out task's stored runs (``nasmeta.evaluation.lodo``);
+  prints the regret / hours table and writes ``lodo.md``, CSVs and a regret-vs-cost plot.  ``--flow`` runs the
+  same as the Prefect flow ``flows.lodo.lodo_evaluation`` (MLflow runs per fold, rows in the store's
+  ``searches`` table).
+- ``nasmeta lodo --methods tapas,random --space nb201``: TAPAS on NAS-Bench-201, fitted on two of cifar10 /
+  cifar100 / imagenet16-120 and evaluated on the third, against random search at equal evaluations
+  (``nasmeta.transfer.tapas_lodo``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli._app import app
+from flows.cli.space import fail
+from flows.cli.store import StoreOption
+
+REPLAY_DEFAULT = "lcranknet,hyperband,sh,median,domhan,baker,none"
+TABLE_METHODS = ("tapas", "random")
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    return items
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(items: list[str] | None, scoped: bool) -> dict[str, Any]:
+    """``--param`` values: ``METHOD.KEY=VALUE`` when ``scoped`` (-> ``{method: {key: value}}``), else
+    ``KEY=VALUE`` or ``GROUP.KEY=VALUE`` (-> ``{key: value}`` / ``{group: {key: value}}``); values are JSON
+    where they parse as JSON (``0.3``, ``true``, ``[2, 3]``), else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r} is not KEY=VALUE")
+        group, dot, name = key.partition(".")
+        if scoped and not dot:
+            raise ValueError(f"--param {item!r} must name its method: METHOD.KEY=VALUE (e.g. lcranknet.delta=0.3)")
+        if dot:
+            out.setdefault(group, {})[name] = _value(raw)
+        else:
+            out[key] = _value(raw)
+    return out
+
+
+def _default_out(prefix: str) -> Path:
+    from nasmeta.config import home
+
+    return home() / "lodo" / f"{prefix}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+
+
+def _hours(value: float) -> str:
+    return f"{value:.3g}" if value == value else "n/a"
+
+
+def print_replay_table(results: Any, names: dict[str, str] | None = None) -> None:
+    """Rows = methods, columns = held-out tasks (labelled by ``names`` where given) and their mean:
+    ``regret / hours`` (means over seeds)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nasmeta.evaluation.tables import ALL, summarize
+
+    summary = summarize(results, ("regret_val", "hours"))
+    index = {(r.metric, r.method, r.task_id): r.mean for r in summary.itertuples()}
+    tasks = sorted(dict.fromkeys(results["task_id"])) + [ALL]
+    methods = list(dict.fromkeys(results["method"]))
+    table = Table(title="LODO replay: regret (val acc, points) / training hours, mean over seeds")
+    table.add_column("method")
+    for task_id in tasks:
+        table.add_column((names or {}).get(task_id) or task_id, justify="right")
+    reference = index.get(("hours", "none", ALL))
+    if reference:
+        table.add_column("speed-up vs none", justify="right")
+    for method in methods:
+        cells = [f"{index[('regret_val', method, t)]:.2f} / {_hours(index[('hours', method, t)])}" for t in tasks]
+        if reference:
+            cells.append(f"{reference / index[('hours', method, ALL)]:.1f}x")
+        table.add_row(method, *cells)
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file gets the whole table, not 80 wrapped columns
+        console = Console(width=max(80, 14 + 18 * (len(tasks) + 1)))
+    console.print(table)
+
+
+def _replay(
+    methods: list[str],
+    store: str | None,
+    seeds: int,
+    n_runs: int | None,
+    tasks: list[str] | None,
+    params: dict[str, Any],
+    out: Path,
+    use_flow: bool,
+) -> None:
+    from flows.cli.store import open_store
+    from nasmeta.evaluation.lodo import replay_lodo
+    from nasmeta.evaluation.tables import write_results
+
+    target = open_store(store)
+    unknown = sorted(set(params) - set(methods))
+    if unknown:
+        fail(f"--param names method(s) {unknown} that are not in --methods {','.join(methods)}")
+    names: dict[str, str] = {}
+    try:
+        names = {r["task_id"]: r["name"] for r in target.meta().tasks.to_pylist() if r["name"]}
+        if use_flow:
+            from flows.lodo import lodo_evaluation
+
+            results = lodo_evaluation(
+                store=target.uri,
+                methods=methods,
+                seeds=seeds,
+                n_runs=n_runs,
+                tasks=tasks,
+                method_params=params,
+                out=str(out),
+            )
+            results = results.drop(columns=["mlflow_run_id", "fit_seconds"])
+        else:
+            from flows.lodo import tasks_with_runs
+
+            meta = target.meta()
+            if tasks is None:
+                tasks = tasks_with_runs(meta)
+                skipped = sorted(set(meta.task_ids) - set(tasks))
+                if skipped:
+                    typer.echo(f"skipping task(s) without completed runs: {', '.join(skipped)}")
+            spec = {name: params.get(name, {}) for name in methods}
+            results = replay_lodo(meta, spec, seeds=range(seeds), n_runs=n_runs, tasks=tasks)
+            write_results(results, out, name="lodo")
+    except ValueError as error:
+        fail(str(error))
+    print_replay_table(results, names)
+    typer.echo(f"results written to {out}")
+
+
+def _nb201(methods: list[str], seeds: int, tasks: list[str] | None, params: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nasmeta.config import DataNotFoundError
+    from nasmeta.transfer.tapas import TAPASConfig
+    from nasmeta.transfer.tapas_lodo import NB201LodoConfig, nb201_lodo, summarize_nb201_lodo
+
+    if sorted(methods) != sorted(TABLE_METHODS):
+        fail(f"--space nb201 compares exactly the methods tapas,random (evaluated together), got {','.join(methods)}")
+    try:
+        tapas_params = params.pop("tapas", {})
+        config = NB201LodoConfig(**params, tapas=TAPASConfig(**tapas_params))
+        frame = nb201_lodo(held_out=tasks, seeds=range(seeds), config=config)
+    except (ValueError, DataNotFoundError) as error:
+        fail(str(error))
+    summary = summarize_nb201_lodo(frame)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "tapas_nb201_runs.csv", index=False)
+    summary.to_csv(out / "tapas_nb201_summary.csv", index=False)
+    (out / "tapas_nb201.md").write_text(_markdown(summary))
+    table = Table(title=f"TAPAS vs random search on NB201, LODO, k={config.k} evaluations, {seeds} seeds")
+    columns = ("held out", "Kendall tau", "TAPAS acc", "random acc", "TAPAS regret", "random regret", "TAPAS wins")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "held out" else "right")
+    for r in summary.itertuples():
+        table.add_row(
+            r.held_out,
+            f"{r.kendall_tau:.3f}",
+            f"{r.tapas_acc:.2f} ± {r.tapas_acc_std:.2f}",
+            f"{r.random_acc:.2f} ± {r.random_acc_std:.2f}",
+            f"{r.tapas_regret:.2f}",
+            f"{r.random_regret:.2f}",
+            f"{r.tapas_wins}/{r.seeds} ({r.ties} ties)",
+        )
+    Console().print(table)
+    typer.echo(f"results written to {out}")
+
+
+def _markdown(frame: Any) -> str:
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+@app.command("lodo")
+def lodo(
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated methods: replay stoppers, or tapas,random with --space nb201.")
+    ] = REPLAY_DEFAULT,
+    store: StoreOption = None,
+    space: Annotated[
+        str | None, typer.Option(help="'nb201': TAPAS LODO on the NAS-Bench-201 table instead of a store replay.")
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(min=1, help="Random orders of the replay (default 3) / TAPAS seeds (default 10).")
+    ] = None,
+    n_runs: Annotated[int | None, typer.Option(min=1, help="Replay only the first N runs of each order.")] = None,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated held-out tasks (NB201: datasets); default all.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="METHOD.KEY=VALUE for the replay (lcranknet.delta=0.3); KEY=VALUE for NB201 (k=10)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default $NASMETA_HOME/lodo/<time>).")] = None,
+    flow: Annotated[
+        bool, typer.Option("--flow", help="Run the replay as the Prefect flow, tracked in MLflow.")
+    ] = False,
+) -> None:
+    """Leave-one-dataset-out evaluation: fit on all tasks but one, evaluate on it, for every task."""
+    names = _split(methods)
+    if not names:
+        fail("--methods is empty")
+    if len(set(names)) != len(names):
+        fail(f"--methods lists a method twice: {methods}")
+    held_out = _split(tasks)
+    if held_out is not None and not held_out:
+        fail("--tasks is empty")
+    try:
+        params = parse_params(param, scoped=space is None)
+    except ValueError as error:
+        fail(str(error))
+    if space is None:
+        if set(names) & set(TABLE_METHODS):
+            fail("tapas and random are evaluated on a benchmark table: add --space nb201")
+        _replay(names, store, seeds or 3, n_runs, held_out, params, out or _default_out("replay"), flow)
+    elif space == "nb201":
+        if flow or store is not None or n_runs is not None:
+            fail("--space nb201 reads the NB201 table: --flow, --store and --n-runs do not apply")
+        _nb201(names, seeds or 10, held_out, params, out or _default_out("nb201"))
+    else:
+        fail(f"--space {space!r}: only 'nb201' has a table-based LODO (TAPAS); omit --space to replay a store")

@@ -1,0 +1,260 @@
+"""``lodo_evaluation``: the leave-one-dataset-out early-termination comparison as a Prefect flow.
+
+For every held-out task of the metadata store (one Prefect task per fold, folds run concurrently on the flow's
+task runner) each method is built on the other tasks (``make_method(name, meta.without(task), **params)``:
+LCRankNet and Baker are fitted there) and replays a random search over the held-out task's stored runs in
+``len(seeds)`` random orders (``nasmeta.evaluation.replay``), which gives its regret and training hours.
+
+MLflow (experiment ``lodo`` by default): a parent run per flow run; a child run per fold (tags ``task``,
+``lodo_fold``, ``method`` = the compared methods; metrics ``regret/<method>``, ``hours/<method>``); under it a
+run per method (tags ``task``, ``method``, ``lodo_fold``; metrics ``regret`` and ``hours`` per seed with
+``step`` = seed, their means ``regret_mean`` / ``hours_mean``, and ``fit_seconds``, the meta-training time on
+the source tasks, which the search's ``hours`` do not include; fitted transfer components logged as MLflow
+models).  The parent gets the results table (MLflow table artefact, markdown, CSVs and the regret-vs-cost plot,
+also written to ``out``) and the per-method means.
+
+Store: every (task, method, seed) becomes one row of the ``searches`` table (``search_id`` a deterministic hash
+of the experiment, so a rerun replaces its rows; ``lodo_fold`` = the held-out task; ``budget`` = the replay
+protocol as JSON; ``best_*`` = the run the method picked; ``cost_seconds`` = training seconds spent;
+``n_evaluations`` = runs trained for at least one epoch; ``mlflow_run_id`` = the method's run).  Regret is not a
+column of that table; it follows from ``best_val_acc`` and the task's best run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flows.common import open_store
+
+__all__ = ["DEFAULT_METHODS", "LodoParameters", "lodo_evaluation", "lodo_fold", "search_rows", "tasks_with_runs"]
+
+#: the LCRankNet paper's comparison (Chandrashekaran & Lane's method is not implemented)
+DEFAULT_METHODS = ["lcranknet", "hyperband", "sh", "median", "domhan", "baker", "none"]
+
+
+class LodoParameters(BaseModel):
+    """Validated parameters of :func:`lodo_evaluation` (a bad value raises ``ValueError`` naming it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: metadata store root (folder or URL; None: $NASMETA_HOME/store)
+    store: str | None = None
+    #: registered replay methods (``nasmeta.evaluation.methods``), e.g. lcranknet, hyperband, sh, median
+    methods: list[str] = Field(min_length=1)
+    #: parameters per method, e.g. ``{"lcranknet": {"delta": 0.3}, "hyperband": {"eta": 3}}``
+    method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: random orders of the replayed search (an int n means seeds 0..n-1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    #: replay only the first n runs of each order (None: all of the task's runs)
+    n_runs: int | None = Field(None, ge=1)
+    #: held-out tasks (None: every task of the store that has completed runs with curves)
+    tasks: list[str] | None = None
+    #: folder for the markdown / CSV / plot (None: $NASMETA_HOME/lodo/<time>)
+    out: str | None = None
+    experiment: str = Field("lodo", min_length=1)
+    tracking_uri: str | None = None
+    write_searches: bool = True
+    log_models: bool = True
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"seeds must be >= 1 when given as a count, got {value}")
+            return list(range(value))
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: list[str]) -> list[str]:
+        from nasmeta.evaluation.methods import method_factory
+
+        if len(set(value)) != len(value):
+            raise ValueError(f"methods must be distinct, got {value}")
+        for name in value:
+            method_factory(name)  # ValueError naming the unknown method and the known ones
+        return value
+
+    @model_validator(mode="after")
+    def _params_of_chosen_methods(self) -> LodoParameters:
+        extra = sorted(set(self.method_params) - set(self.methods))
+        if extra:
+            raise ValueError(f"method_params names method(s) {extra} that are not in methods {self.methods}")
+        if self.tasks is not None and not self.tasks:
+            raise ValueError("tasks is empty: name at least one task or pass None for all")
+        return self
+
+
+def tasks_with_runs(meta: Any) -> list[str]:
+    """Tasks of ``meta`` that have completed runs with curves (the ones a replay can hold out), sorted."""
+    import pyarrow.compute as pc
+
+    runs = meta.runs.filter(pc.equal(meta.runs["status"], "completed"))
+    with_curves = set(pc.unique(meta.curves["run_id"]).to_pylist())
+    return sorted({r["task_id"] for r in runs.select(["run_id", "task_id"]).to_pylist() if r["run_id"] in with_curves})
+
+
+def _search_id(params: LodoParameters, task_id: str, method: str, seed: int, sources: list[str]) -> str:
+    payload = [
+        "lodo-replay",
+        task_id,
+        method,
+        params.method_params.get(method, {}),
+        seed,
+        params.n_runs,
+        sources,
+    ]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _finite(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def search_rows(
+    params: LodoParameters, rows: list[dict[str, Any]], arch_of: dict[str, str], sources: list[str]
+) -> list[dict[str, Any]]:
+    """``searches`` rows for replay result rows (``ReplayOutcome.as_row()`` plus ``mlflow_run_id``)."""
+    out = []
+    for row in rows:
+        budget = {"protocol": "replay", "order_seed": row["seed"], "n_runs": params.n_runs, "sources": sources}
+        out.append(
+            {
+                "search_id": _search_id(params, row["task_id"], row["method"], row["seed"], sources),
+                "task_id": row["task_id"],
+                "method": row["method"],
+                "budget": json.dumps(budget, sort_keys=True),
+                "best_arch_id": arch_of.get(row["picked_run_id"]),
+                "best_val_acc": _finite(row["picked_val_acc"]),
+                "best_test_acc": _finite(row["picked_test_acc"]),
+                "cost_seconds": float(row["seconds"]),
+                "n_evaluations": int(row["n_runs"]),
+                "lodo_fold": row["task_id"],
+                "mlflow_run_id": row.get("mlflow_run_id"),
+            }
+        )
+    return out
+
+
+@task(name="lodo-fold", task_run_name="fold {task_id}", cache_policy=NONE)
+def lodo_fold(params: LodoParameters, task_id: str, parent: Any) -> list[dict[str, Any]]:
+    """One held-out task: fit every method on the other tasks, replay each seed, log the fold's MLflow runs and
+    write its ``searches`` rows; returns one row per (method, seed)."""
+    from nasmeta import tracking
+    from nasmeta.evaluation.lodo import lodo_folds
+    from nasmeta.evaluation.methods import make_method
+    from nasmeta.evaluation.replay import replay
+    from nasmeta.evaluation.runs import check_task_runs, runs_from_meta
+    from nasmeta.transfer.base import TransferComponent
+
+    store = open_store(params.store)
+    fold = lodo_folds(store.meta(), [task_id])[0]
+    runs = runs_from_meta(fold.test)
+    check_task_runs(runs, task_id)
+    sources = tasks_with_runs(fold.train)
+    tags = {"task": task_id, "lodo_fold": task_id, "method": ",".join(params.methods)}
+    rows: list[dict[str, Any]] = []
+    with tracking.child_run(parent, run_name=f"fold {task_id}", tags=tags) as fold_run:
+        fold_run.log_params({"sources": sources, "n_runs_held_out": len(runs), "seeds": params.seeds})
+        for name in params.methods:
+            method_params = params.method_params.get(name, {})
+            method_tags = {"task": task_id, "method": name, "lodo_fold": task_id}
+            with tracking.child_run(fold_run, run_name=f"{name} on {task_id}", tags=method_tags) as run:
+                if method_params:
+                    run.log_params(method_params)
+                start = time.perf_counter()
+                method = make_method(name, fold.train, **method_params)
+                fit_seconds = time.perf_counter() - start  # meta-training, not part of the search's hours
+                run.log_metrics({"fit_seconds": fit_seconds})
+                if params.log_models and isinstance(method, TransferComponent):
+                    tracking.log_model(method, name=f"{name}-{task_id}".replace(":", "-"), run=run)
+                method_rows = []
+                for seed in params.seeds:
+                    row = replay(runs, method, seed=seed, name=name, n_runs=params.n_runs).as_row()
+                    # the column order of nasmeta.evaluation.lodo.replay_lodo
+                    row = {"task_id": task_id, "method": name, "seed": seed, **row}
+                    row.update(fit_seconds=fit_seconds, mlflow_run_id=run.run_id)
+                    run.log_metrics({"regret": row["regret_val"], "hours": row["hours"]}, step=seed)
+                    method_rows.append(row)
+                mean_regret = sum(r["regret_val"] for r in method_rows) / len(method_rows)
+                mean_hours = sum(r["hours"] for r in method_rows) / len(method_rows)
+                run.log_metrics({"regret_mean": mean_regret, "hours_mean": mean_hours})
+                fold_run.log_metrics({f"regret/{name}": mean_regret, f"hours/{name}": mean_hours})
+                rows.extend(method_rows)
+    if params.write_searches:
+        arch_of = {r.run_id: r.arch_id for r in runs}
+        store.append("searches", search_rows(params, rows, arch_of, sources))
+    return rows
+
+
+def _default_out() -> Path:
+    from nasmeta.config import home
+
+    return home() / "lodo" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+@flow(name="lodo-evaluation", validate_parameters=False)
+def lodo_evaluation(
+    store: str | None = None,
+    methods: list[str] | None = None,
+    seeds: int | list[int] = 3,
+    n_runs: int | None = None,
+    tasks: list[str] | None = None,
+    method_params: dict[str, dict[str, Any]] | None = None,
+    out: str | None = None,
+    experiment: str = "lodo",
+    tracking_uri: str | None = None,
+    write_searches: bool = True,
+    log_models: bool = True,
+) -> Any:
+    """Leave-one-dataset-out replay of early-termination ``methods`` over the store's tasks; returns the results
+    DataFrame (one row per task, method, seed) and writes the tables and plot to ``out``."""
+    import pandas as pd
+
+    from nasmeta import tracking
+    from nasmeta.evaluation.lodo import lodo_folds
+    from nasmeta.evaluation.tables import write_results
+
+    params = LodoParameters(
+        store=store,
+        methods=DEFAULT_METHODS if methods is None else methods,
+        seeds=seeds,
+        n_runs=n_runs,
+        tasks=tasks,
+        method_params=method_params or {},
+        out=out,
+        experiment=experiment,
+        tracking_uri=tracking_uri,
+        write_searches=write_searches,
+        log_models=log_models,
+    )
+    meta = open_store(params.store).meta()
+    # by default every task that has runs to replay; tasks of the store without completed runs are skipped
+    task_ids = [fold.task_id for fold in lodo_folds(meta, params.tasks or tasks_with_runs(meta))]
+    uri = tracking.configure(params.tracking_uri) if params.tracking_uri else tracking.tracking_uri()
+    out_dir = Path(params.out) if params.out else _default_out()
+    run_params = {k: v for k, v in params.model_dump().items() if k not in ("tracking_uri",)}
+    with tracking.parent_run(params.experiment, run_name="lodo-evaluation", params=run_params, uri=uri) as parent:
+        parent.set_tags({"flow": "lodo_evaluation", "methods": ",".join(params.methods)})
+        futures = [lodo_fold.submit(params, task_id, parent) for task_id in task_ids]
+        results = pd.DataFrame([row for future in futures for row in future.result()])
+        paths = write_results(results.drop(columns=["mlflow_run_id"]), out_dir, name="lodo")
+        for path in paths.values():
+            parent.log_artifact(path, "results")
+        tracking.log_table("lodo_results", results, run=parent)
+        means = results.groupby(["method", "seed"])[["regret_val", "hours"]].mean().groupby("method").mean()
+        for method, row in means.iterrows():
+            parent.log_metrics({f"regret/{method}": row["regret_val"], f"hours/{method}": row["hours"]})
+    return results

@@ -1,0 +1,679 @@
+"""LCRankNet: learning to rank learning curves for early termination (Wistuba & Pedapati, "Learning to Rank
+Learning Curves", ICML 2020; arXiv:2006.03361).
+
+The model scores a (possibly partial) training run, ``f(x)``, with a small MLP over the concatenation of
+
+(a) an architecture encoding: an embedding of the space's tokens (``get_space(space).tokens(arch)``) read by an
+    LSTM, whose last hidden state is the code;
+(b) a partial learning-curve encoding: 1-D convolutions of several kernel sizes (default 2, 3, 4, 5) over the
+    validation-accuracy curve, each followed by a ReLU and a global max over time (a text-CNN);
+(c) a learned dataset embedding, one vector per source dataset;
+(d) further run features: ``log10`` parameter count and FLOPs (z-scored on the training runs) and the epochs
+    observed, as a fraction of the run's budget and of the longest training curve.
+
+Ranking, not regression: ``p(m_i > m_j) = sigmoid(f(x_i) - f(x_j))`` for the final accuracies ``m``, trained
+with the pairwise cross-entropy on pairs of runs of the *same* dataset (ties are skipped).  As in the paper,
+every training pair sees partial curves of random length: each member's length is drawn uniformly from
+``1..T`` independently, so the model learns to compare a short curve with a long or complete one.
+
+Early termination (the ``Stopper`` role): after epoch ``t`` of a run (``min_epochs <= t < T``) the run is
+stopped when its predicted probability of beating the best completed run so far,
+``p = sigmoid(f(current partial curve) - f(best run's complete curve))``, is ``<= delta``.  The same
+``decide(curve, context)`` serves the replay of stored curves (``nasmeta.evaluation.replay``) and live training
+(:meth:`LCRankNet.as_should_stop` gives the trainer's ``should_stop``).
+
+Choices and deviations, stated:
+
+- **Unseen target dataset.**  A held-out dataset has no learned embedding.  Its embedding starts as the mean of
+  the source embeddings; with ``adapt_steps > 0`` (the default), once two or more runs of the target have
+  completed, the target's embedding alone (the network stays fixed) is fitted by ``adapt_steps`` Adam steps of
+  the same pairwise loss on the completed target runs (random partial lengths), recomputed from the mean
+  whenever the set of completed runs changes -- the dataset component learns from the target's curves as the
+  search observes them, costs milliseconds, and cannot make the network forget the sources.  ``adapt_steps=0``
+  keeps the mean embedding throughout.
+- **Short curves.**  Convolutions are causal, padded on the left with accuracy 0 (the value "before epoch 1"),
+  and the max runs only over windows that end at an observed epoch, so a 1-epoch curve is encoded too and no
+  value after the last observed epoch is ever read.
+- **Run features of the best run.**  The stop context names the best run's architecture but not its parameter
+  count or FLOPs; they are taken from ``context["best_n_params"]`` / ``["best_flops"]`` when present, else from
+  the values this stopper was shown for that (task, architecture) earlier in the search, else the training mean.
+- **Curves** are read in the store's unit (percent), divided by 100 and standardised by the mean and standard
+  deviation of all training curve values (stored with the weights).
+- **Threshold.**  ``delta = 0.05`` and ``min_epochs = 1`` by default: the same threshold on
+  ``P(beats the best so far)`` as the Domhan and Baker stoppers here.  ``delta`` is the knob between regret and
+  training time; on the synthetic meta-dataset (5 tasks x 50 runs x 12 epochs) a larger ``delta`` or a smaller
+  ``min_epochs`` stops more and earlier.
+- **Sizes** (embedding 16, LSTM 32, 16 filters per kernel, dataset embedding 8, MLP 64) and the training budget
+  are small defaults for CPU; the paper does not fix them for our spaces.  All are parameters.
+- Parameters are initialised from a private ``torch.Generator`` (never the global RNG), so fits are
+  reproducible even when several folds fit in parallel threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasmeta.blackbox.stopping import _curve, stop_context
+from nasmeta.scheduling import Decision
+from nasmeta.transfer.base import Stopper
+
+__all__ = ["LCRankNet", "LCRankNetModel"]
+
+_WEIGHTS = "weights.pt"
+_CONFIG = "config.json"
+
+
+def _positive_int(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+class LCRankNetModel(nn.Module):
+    """``f(x)``: architecture LSTM + curve CNN + dataset embedding + run features -> MLP -> one score."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_datasets: int,
+        n_features: int,
+        embed_dim: int = 16,
+        lstm_hidden: int = 32,
+        n_filters: int = 16,
+        kernel_sizes: Sequence[int] = (2, 3, 4, 5),
+        dataset_dim: int = 8,
+        hidden: int = 64,
+    ) -> None:
+        super().__init__()
+        self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
+        self.token_embedding = nn.Embedding(vocab_size + 1, embed_dim, padding_idx=0)  # id 0 pads
+        self.lstm = nn.LSTM(embed_dim, lstm_hidden, batch_first=True)
+        self.convs = nn.ModuleList(nn.Conv1d(1, n_filters, k) for k in self.kernel_sizes)
+        self.dataset_embedding = nn.Embedding(n_datasets, dataset_dim)
+        width = lstm_hidden + n_filters * len(self.kernel_sizes) + dataset_dim + n_features
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        # curves enter standardised by the training curves' mean and spread (set by fit, saved with the weights)
+        self.register_buffer("curve_shift", torch.tensor(0.0))
+        self.register_buffer("curve_scale", torch.tensor(1.0))
+
+    def encode_arch(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.token_embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, (h, _) = self.lstm(packed)
+        return h[-1]
+
+    def encode_curve(self, curves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        T = curves.shape[1]
+        # zero every value after the observed length: the encoder must not depend on what padding holds
+        observed = torch.arange(T, device=curves.device)[None, :] < lengths[:, None]
+        x = ((curves - self.curve_shift) / self.curve_scale * observed).unsqueeze(1)
+        before = float(-self.curve_shift / self.curve_scale)  # accuracy 0, the value "before epoch 1"
+        parts = []
+        for k, conv in zip(self.kernel_sizes, self.convs, strict=True):
+            out = F.relu(conv(F.pad(x, (k - 1, 0), value=before)))  # position p = the window ending at epoch p + 1
+            parts.append(out.masked_fill(~observed[:, None, :], float("-inf")).amax(dim=2))
+        return torch.cat(parts, dim=1)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        token_lengths: torch.Tensor,
+        curves: torch.Tensor,
+        curve_lengths: torch.Tensor,
+        dataset_vectors: torch.Tensor,
+        features: torch.Tensor,
+    ) -> torch.Tensor:
+        code = torch.cat(
+            [
+                self.encode_arch(tokens, token_lengths),
+                self.encode_curve(curves, curve_lengths),
+                dataset_vectors,
+                features,
+            ],
+            dim=1,
+        )
+        return self.mlp(code).squeeze(1)
+
+
+def _init_parameters(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default initialisations, drawn from ``generator``."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear | nn.Conv1d):
+                fan_in = module.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in)
+                module.weight.uniform_(-bound, bound, generator=generator)
+                module.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(module, nn.LSTM):
+                bound = 1.0 / math.sqrt(module.hidden_size)
+                for p in module.parameters():
+                    p.uniform_(-bound, bound, generator=generator)
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, 1.0, generator=generator)
+                if module.padding_idx is not None:
+                    module.weight[module.padding_idx].zero_()
+
+
+class _Items:
+    """Runs as tensors: padded token ids, padded curves (store percent / 100), budgets, dataset rows, and the
+    z-scored ``log10`` size features; a forward pass picks rows and observed lengths."""
+
+    def __init__(
+        self,
+        tokens: Sequence[Sequence[int]],
+        curves: Sequence[np.ndarray],
+        budgets: Sequence[int],
+        static: Sequence[Sequence[float]],
+        datasets: Sequence[int] | None = None,
+    ) -> None:
+        n = len(tokens)
+        self.token_lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
+        self.tokens = torch.zeros((n, int(self.token_lengths.max())), dtype=torch.long)
+        for i, seq in enumerate(tokens):
+            self.tokens[i, : len(seq)] = torch.tensor(list(seq), dtype=torch.long) + 1
+        self.lengths = torch.tensor([len(c) for c in curves], dtype=torch.long)
+        self.curves = torch.zeros((n, int(self.lengths.max())), dtype=torch.float32)
+        for i, c in enumerate(curves):
+            self.curves[i, : len(c)] = torch.as_tensor(np.asarray(c, dtype=np.float32) / 100.0)
+        self.budgets = torch.tensor(list(budgets), dtype=torch.float32)
+        self.static = torch.tensor(np.asarray(static, dtype=np.float32).reshape(n, 2))
+        self.datasets = None if datasets is None else torch.tensor(list(datasets), dtype=torch.long)
+
+
+class LCRankNet(Stopper):
+    """LCRankNet early-termination stopper: ``fit(meta)`` on source datasets, ``decide(curve, context)`` per epoch.
+
+    ``delta``: stop when ``p(beats the best so far) <= delta``; ``min_epochs``: never stop before this many
+    epochs; ``adapt_steps``: Adam steps fitting the target dataset's embedding on its completed runs (0: the mean
+    source embedding throughout); ``steps`` / ``batch_size`` / ``lr`` / ``weight_decay``: pairwise training.
+    """
+
+    name = "lcranknet"
+    data_requirements = frozenset({"runs", "curves", "architectures"})
+
+    def __init__(
+        self,
+        delta: float = 0.05,
+        min_epochs: int = 1,
+        steps: int = 1000,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        embed_dim: int = 16,
+        lstm_hidden: int = 32,
+        n_filters: int = 16,
+        kernel_sizes: Sequence[int] = (2, 3, 4, 5),
+        dataset_dim: int = 8,
+        hidden: int = 64,
+        adapt_steps: int = 30,
+        adapt_lr: float = 0.05,
+        num_threads: int | None = 1,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0.0 < delta < 1.0:
+            raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
+        kernels = list(kernel_sizes) if isinstance(kernel_sizes, Sequence) else None
+        if not kernels or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in kernels):
+            raise ValueError(f"kernel_sizes must be a non-empty sequence of integers >= 1, got {kernel_sizes!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, int | float) or weight_decay < 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+        self.delta = float(delta)
+        self.min_epochs = _positive_int("min_epochs", min_epochs)
+        self.steps = _positive_int("steps", steps)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.lr = _positive_float("lr", lr)
+        self.weight_decay = float(weight_decay)
+        self.embed_dim = _positive_int("embed_dim", embed_dim)
+        self.lstm_hidden = _positive_int("lstm_hidden", lstm_hidden)
+        self.n_filters = _positive_int("n_filters", n_filters)
+        self.kernel_sizes = tuple(int(k) for k in kernels)
+        self.dataset_dim = _positive_int("dataset_dim", dataset_dim)
+        self.hidden = _positive_int("hidden", hidden)
+        self.adapt_steps = _positive_int("adapt_steps", adapt_steps, low=0)
+        self.adapt_lr = _positive_float("adapt_lr", adapt_lr)
+        self.num_threads = None if num_threads is None else _positive_int("num_threads", num_threads)
+        self.seed = int(seed)
+        # fitted state
+        self.model: LCRankNetModel | None = None
+        self.space: str | None = None
+        self.task_ids: list[str] = []
+        self.t_ref = 1
+        self.size_mean = [0.0, 0.0]
+        self.size_std = [1.0, 1.0]
+        self.train_loss: list[float] = []
+        # search state: sizes shown per (task, arch id), and the target embedding per task with its evidence key
+        self._seen: dict[tuple[Any, str], tuple[Any, Any]] = {}
+        self._adapted: dict[Any, tuple[str, torch.Tensor]] = {}
+
+    # -- configuration -----------------------------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return {
+            "delta": self.delta,
+            "min_epochs": self.min_epochs,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "embed_dim": self.embed_dim,
+            "lstm_hidden": self.lstm_hidden,
+            "n_filters": self.n_filters,
+            "kernel_sizes": list(self.kernel_sizes),
+            "dataset_dim": self.dataset_dim,
+            "hidden": self.hidden,
+            "adapt_steps": self.adapt_steps,
+            "adapt_lr": self.adapt_lr,
+            "num_threads": self.num_threads,
+            "seed": self.seed,
+        }
+
+    def _new_model(self, vocab_size: int) -> LCRankNetModel:
+        return LCRankNetModel(
+            vocab_size,
+            len(self.task_ids),
+            n_features=4,
+            embed_dim=self.embed_dim,
+            lstm_hidden=self.lstm_hidden,
+            n_filters=self.n_filters,
+            kernel_sizes=self.kernel_sizes,
+            dataset_dim=self.dataset_dim,
+            hidden=self.hidden,
+        )
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Run torch on ``num_threads`` threads (restored afterwards): the network is so small that more threads
+        only add synchronisation on a shared machine."""
+        old = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+
+    def _check_fitted(self) -> LCRankNetModel:
+        if self.model is None:
+            raise ValueError("lcranknet is not fitted; call fit(meta) first")
+        return self.model
+
+    # -- inputs ------------------------------------------------------------------------------------------------------
+    def _tokens(self, arch: Any, what: str = "the run") -> list[int]:
+        from nasmeta.spaces import get_space
+
+        if arch is None:
+            raise ValueError(f"lcranknet needs the architecture of {what}; got arch=None")
+        if arch.space != self.space:
+            raise ValueError(f"lcranknet was fitted on space {self.space!r}, got an architecture of {arch.space!r}")
+        tokens = list(get_space(self.space).tokens(arch))
+        if not tokens:
+            raise ValueError(f"architecture {arch} has no tokens")
+        return tokens
+
+    def _sizes(self, n_params: Any, flops: Any) -> list[float]:
+        out = []
+        for k, value in enumerate((n_params, flops)):
+            # unknown -> 0, the training mean after z-scoring
+            out.append(0.0 if not value or value <= 0 else (math.log10(value) - self.size_mean[k]) / self.size_std[k])
+        return out
+
+    def _scores(
+        self, items: _Items, idx: torch.Tensor, lengths: torch.Tensor, vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``f`` for rows ``idx`` of ``items`` observed for ``lengths`` epochs (dataset rows unless ``vectors``)."""
+        model = self._check_fitted()
+        t = lengths.to(torch.float32)
+        features = torch.cat([items.static[idx], (t / items.budgets[idx])[:, None], (t / self.t_ref)[:, None]], dim=1)
+        if vectors is None:
+            vectors = model.dataset_embedding(items.datasets[idx])
+        return model(items.tokens[idx], items.token_lengths[idx], items.curves[idx], lengths, vectors, features)
+
+    # -- training ----------------------------------------------------------------------------------------------------
+    def fit(self, meta: Any) -> Self:
+        """Train on a ``MetaDataset`` view (or a list of ``nasmeta.evaluation.runs.ReplayRun``): every completed run
+        with a curve and an architecture; pairs are drawn within each dataset."""
+        from nasmeta.evaluation.runs import ReplayRun, runs_from_meta
+        from nasmeta.spaces import get_space
+
+        runs = list(meta) if isinstance(meta, list | tuple) else runs_from_meta(meta)
+        if not runs or not all(isinstance(r, ReplayRun) for r in runs):
+            raise ValueError("lcranknet needs completed runs with curves to fit on; got none")
+        missing = [r.run_id for r in runs if r.arch is None]
+        if missing:
+            raise ValueError(f"lcranknet needs architectures; run(s) {missing[:5]} have none in the store")
+        spaces = sorted({r.arch.space for r in runs})
+        if len(spaces) != 1:
+            raise ValueError(f"lcranknet fits one search space at a time, the runs use {spaces}")
+        by_task: dict[str, list[int]] = {}
+        for i, r in enumerate(runs):
+            by_task.setdefault(r.task_id, []).append(i)
+        usable = sorted(t for t, ix in by_task.items() if len({runs[i].final_val_acc for i in ix}) >= 2)
+        if not usable:
+            raise ValueError(
+                "lcranknet needs a dataset with at least two runs of different final accuracy to form pairs; "
+                f"got {', '.join(f'{t}: {len(ix)} run(s)' for t, ix in sorted(by_task.items()))}"
+            )
+        self.space = spaces[0]
+        self.task_ids = sorted(by_task)
+        self.t_ref = max(r.max_epochs for r in runs)
+        self._seen, self._adapted = {}, {}
+        for k, attr in enumerate(("n_params", "flops")):
+            logs = [math.log10(getattr(r, attr)) for r in runs if getattr(r, attr)]
+            self.size_mean[k] = float(np.mean(logs)) if logs else 0.0
+            self.size_std[k] = float(max(np.std(logs), 1e-6)) if logs else 1.0
+
+        self.model = self._new_model(get_space(self.space).vocab_size)
+        _init_parameters(self.model, torch.Generator().manual_seed(self.seed))
+        values = np.concatenate([r.curve for r in runs]) / 100.0
+        self.model.curve_shift.fill_(float(values.mean()))
+        self.model.curve_scale.fill_(float(max(values.std(), 1e-3)))
+        rng = np.random.default_rng(self.seed)
+        items = _Items(
+            [self._tokens(r.arch, f"run {r.run_id!r}") for r in runs],
+            [r.curve for r in runs],
+            [r.max_epochs for r in runs],
+            [self._sizes(r.n_params, r.flops) for r in runs],
+            [self.task_ids.index(r.task_id) for r in runs],
+        )
+        finals = torch.tensor([r.final_val_acc for r in runs], dtype=torch.float32)
+        members = [np.array(by_task[t]) for t in usable]
+        sizes = np.array([len(m) for m in members], dtype=float)
+        task_p = sizes * (sizes - 1) / np.sum(sizes * (sizes - 1))  # every within-dataset pair equally likely
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        self.model.train()
+        self.train_loss = []
+        with self._threads():
+            for _ in range(self.steps):
+                i, j = self._sample_pairs(rng, members, task_p, self.batch_size)
+                loss = self._pair_loss(items, finals, i, j, rng)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                self.train_loss.append(float(loss.detach()))
+        self.model.eval()
+        return self
+
+    @staticmethod
+    def _sample_pairs(
+        rng: np.random.Generator, members: list[np.ndarray], task_p: np.ndarray, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        which = rng.choice(len(members), size=n, p=task_p)
+        sizes = np.array([len(m) for m in members])[which]
+        a = rng.integers(0, sizes)
+        b = (a + rng.integers(1, sizes)) % sizes  # a different member of the same dataset, uniformly
+        return (
+            np.array([members[t][k] for t, k in zip(which, a, strict=True)]),
+            np.array([members[t][k] for t, k in zip(which, b, strict=True)]),
+        )
+
+    def _pair_loss(
+        self,
+        items: _Items,
+        finals: torch.Tensor,
+        i: np.ndarray,
+        j: np.ndarray,
+        rng: np.random.Generator,
+        vectors: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Pairwise cross-entropy of ``sigmoid(f_i - f_j)`` against ``1[m_i > m_j]``, each member truncated to a
+        uniform random length in ``1..T``; tied pairs carry no weight."""
+        idx = torch.as_tensor(np.concatenate([i, j]))
+        lengths = torch.as_tensor(rng.integers(1, items.lengths[idx].numpy() + 1))
+        scores = self._scores(items, idx, lengths, None if vectors is None else vectors.expand(len(idx), -1))
+        diff = scores[: len(i)] - scores[len(i) :]
+        target = (finals[i] > finals[j]).to(torch.float32)
+        weight = (finals[i] != finals[j]).to(torch.float32)
+        return F.binary_cross_entropy_with_logits(diff, target, weight=weight, reduction="sum") / weight.sum().clamp(
+            min=1.0
+        )
+
+    # -- the target dataset ------------------------------------------------------------------------------------------
+    def dataset_vector(self, task_id: Any = None) -> torch.Tensor:
+        """The embedding of a source dataset, or the mean source embedding for any other task."""
+        model = self._check_fitted()
+        if task_id in self.task_ids:
+            return model.dataset_embedding.weight[self.task_ids.index(task_id)].detach()
+        return model.dataset_embedding.weight.detach().mean(dim=0)
+
+    def target_vector(self, context: dict[str, Any]) -> torch.Tensor:
+        """The embedding for ``context``'s task during a search: a source dataset's own; for any other task the
+        mean source embedding, fitted to the completed runs of the context when there are two or more of
+        different final accuracy and ``adapt_steps > 0`` (see the module docstring).  A pure function of the
+        context: the fit is cached by the completed set, never carried from one search to the next."""
+        task = context.get("task_id")
+        curves = np.asarray(context.get("completed_curves", np.zeros((0, 1))), dtype=float)
+        archs = list(context.get("completed_archs") or [])
+        if (
+            self.adapt_steps == 0
+            or task in self.task_ids
+            or len(curves) < 2
+            or any(a is None for a in archs)
+            or len(set(curves[:, -1].tolist())) < 2
+        ):
+            return self.dataset_vector(task)
+        key = hashlib.sha1(curves.tobytes() + "|".join(a.arch_id for a in archs).encode()).hexdigest()
+        if self._adapted.get(task, ("", None))[0] != key:
+            self._adapted[task] = (key, self._fit_target_vector(task, curves, archs))
+        return self._adapted[task][1]
+
+    def _fit_target_vector(self, task: Any, curves: np.ndarray, archs: list[Any]) -> torch.Tensor:
+        model = self._check_fitted()
+        items = _Items(
+            [self._tokens(a, "a completed run") for a in archs],
+            list(curves),
+            [curves.shape[1]] * len(curves),
+            [self._sizes(*self._seen.get((task, a.arch_id), (None, None))) for a in archs],
+        )
+        finals = torch.tensor(curves[:, -1], dtype=torch.float32)
+        rng = np.random.default_rng([self.seed, len(curves)])
+        vector = self.dataset_vector(None).clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([vector], lr=self.adapt_lr)
+        members, p = [np.arange(len(curves))], np.array([1.0])
+        flags = [q.requires_grad for q in model.parameters()]
+        for q in model.parameters():  # the network stays fixed; only the embedding moves
+            q.requires_grad_(False)
+        try:
+            with self._threads():
+                for _ in range(self.adapt_steps):
+                    i, j = self._sample_pairs(rng, members, p, self.batch_size)
+                    loss = self._pair_loss(items, finals, i, j, rng, vector[None])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+        finally:
+            for q, flag in zip(model.parameters(), flags, strict=True):
+                q.requires_grad_(flag)
+        return vector.detach().clone()
+
+    # -- scoring -----------------------------------------------------------------------------------------------------
+    def _remember(self, context: dict[str, Any]) -> None:
+        arch = context.get("arch")
+        if arch is not None and (context.get("n_params") or context.get("flops")):
+            self._seen[(context.get("task_id"), arch.arch_id)] = (context.get("n_params"), context.get("flops"))
+
+    def _score_contexts(
+        self, curves: Sequence[Sequence[float]], contexts: Sequence[dict[str, Any]], vectors: torch.Tensor
+    ) -> np.ndarray:
+        values = [_curve(c) for c in curves]
+        budgets = []
+        for v, ctx in zip(values, contexts, strict=True):
+            budget = ctx.get("max_epochs") or len(v)
+            if len(v) > budget:
+                raise ValueError(f"a curve of {len(v)} epochs exceeds its max_epochs={budget}")
+            budgets.append(budget)
+        items = _Items(
+            [self._tokens(ctx.get("arch")) for ctx in contexts],
+            values,
+            budgets,
+            [self._sizes(ctx.get("n_params"), ctx.get("flops")) for ctx in contexts],
+        )
+        with torch.no_grad(), self._threads():
+            out = self._scores(items, torch.arange(len(values)), items.lengths, vectors)
+        return out.numpy().astype(float)
+
+    def scores(self, curves: Sequence[Sequence[float]], contexts: Sequence[dict[str, Any]]) -> np.ndarray:
+        """``f(x)`` of each partial curve with its context (``arch``, ``max_epochs``, ``task_id``, ``n_params``,
+        ``flops``); higher = more likely to end better.  Only differences within one dataset are meaningful.  An
+        unseen task uses the mean source embedding."""
+        self._check_fitted()
+        if len(curves) != len(contexts):
+            raise ValueError(f"got {len(curves)} curves but {len(contexts)} contexts")
+        if not len(curves):
+            return np.zeros(0)
+        vectors = torch.stack([self.dataset_vector(ctx.get("task_id")) for ctx in contexts])
+        return self._score_contexts(curves, contexts, vectors)
+
+    def score(self, curve: Sequence[float], context: dict[str, Any]) -> float:
+        """``f(x)`` of one partial curve (see :meth:`scores`)."""
+        return float(self.scores([curve], [context])[0])
+
+    def predict_final(self, curve: Sequence[float], context: dict[str, Any]) -> float:
+        """The ranking score ``f(x)`` -- not an accuracy, only its order within a dataset means something; named so
+        that ``nasmeta.evaluation.lodo.partial_curve_evaluator`` can rank runs with it."""
+        return self.score(curve, context)
+
+    def probability_better(self, curve: Sequence[float], context: dict[str, Any]) -> float | None:
+        """``p = sigmoid(f(curve) - f(best run's complete curve))`` on the search's dataset embedding
+        (:meth:`target_vector`); None when no run has completed yet."""
+        self._check_fitted()
+        self._remember(context)
+        best_curve = context.get("best_curve")
+        if best_curve is None or context.get("best_so_far") is None:
+            return None
+        task, best_arch = context.get("task_id"), context.get("best_arch")
+        if best_arch is None:
+            raise ValueError("lcranknet needs the architecture of the best run; the context has best_arch=None")
+        seen = self._seen.get((task, best_arch.arch_id), (None, None))
+        best_context = {
+            "arch": best_arch,
+            "max_epochs": len(best_curve),
+            "task_id": task,
+            "n_params": context.get("best_n_params", seen[0]),
+            "flops": context.get("best_flops", seen[1]),
+        }
+        vector = self.target_vector(context)
+        f_now, f_best = self._score_contexts([curve, best_curve], [context, best_context], vector.expand(2, -1))
+        return float(1.0 / (1.0 + math.exp(-(f_now - f_best))))
+
+    # -- the stopper role --------------------------------------------------------------------------------------------
+    def decide(self, curve: Sequence[float], context: dict[str, Any]) -> Decision:
+        """``STOP`` when ``p(beats the best so far) <= delta`` after at least ``min_epochs`` epochs, before the last."""
+        values = _curve(curve)
+        self._check_fitted()
+        self._remember(context)  # the sizes of a run that may become the best
+        t, T = len(values), context.get("max_epochs")
+        if t < self.min_epochs or (T is not None and t >= T):
+            return Decision.CONTINUE
+        p = self.probability_better(values, context)
+        if p is None:
+            return Decision.CONTINUE
+        return Decision.STOP if p <= self.delta else Decision.CONTINUE
+
+    def as_should_stop(
+        self,
+        *,
+        max_epochs: int,
+        arch: Any,
+        task_id: str | None = None,
+        n_params: int | None = None,
+        flops: int | None = None,
+        completed_curves: Sequence[Sequence[float]] | np.ndarray | None = None,
+        completed_archs: Sequence[Any] | None = None,
+        completed_finals: Sequence[float] | None = None,
+        metric: str = "val_acc",
+    ) -> Callable[[list[dict[str, Any]]], bool]:
+        """The trainer's ``should_stop`` (``nasmeta.training.train(..., should_stop=...)``) for one run of a live
+        search: it reads ``metric`` from the per-epoch rows and asks :meth:`decide` with the completed runs given
+        here (their full ``max_epochs``-epoch curves, architectures and, optionally, final accuracies)."""
+        self._check_fitted()
+        _positive_int("max_epochs", max_epochs)
+        self._tokens(arch)
+        stop_context(  # validates the completed runs now, not at the first epoch
+            epoch=1,
+            max_epochs=max_epochs,
+            completed_curves=completed_curves,
+            completed_archs=completed_archs,
+            completed_finals=completed_finals,
+        )
+
+        def should_stop(rows: list[dict[str, Any]]) -> bool:
+            missing = [k for k, row in enumerate(rows) if row.get(metric) is None]
+            if missing:
+                raise ValueError(f"epoch row(s) {missing} lack {metric!r}")
+            curve = [float(row[metric]) for row in rows]
+            context = stop_context(
+                epoch=len(curve),
+                max_epochs=max_epochs,
+                completed_curves=completed_curves,
+                completed_archs=completed_archs,
+                completed_finals=completed_finals,
+                task_id=task_id,
+                arch=arch,
+                n_params=n_params,
+                flops=flops,
+            )
+            return self.decide(curve, context) is Decision.STOP
+
+        return should_stop
+
+    # -- persistence -------------------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        model = self._check_fitted()
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        from nasmeta.spaces import get_space
+
+        state = {
+            "space": self.space,
+            "vocab_size": get_space(self.space).vocab_size,
+            "task_ids": self.task_ids,
+            "t_ref": self.t_ref,
+            "size_mean": self.size_mean,
+            "size_std": self.size_std,
+        }
+        (path / _CONFIG).write_text(json.dumps({"name": self.name, "config": self._config(), "state": state}))
+        torch.save(model.state_dict(), path / _WEIGHTS)
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        path = Path(directory)
+        if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
+            raise ValueError(f"{path} does not hold a saved lcranknet ({_CONFIG} and {_WEIGHTS})")
+        data = json.loads((path / _CONFIG).read_text())
+        if data.get("name") != cls.name:
+            raise ValueError(f"{path} holds a {data.get('name')!r} component, not {cls.name!r}")
+        obj = cls(**data["config"])
+        state = data["state"]
+        obj.space = state["space"]
+        obj.task_ids = list(state["task_ids"])
+        obj.t_ref = int(state["t_ref"])
+        obj.size_mean = [float(v) for v in state["size_mean"]]
+        obj.size_std = [float(v) for v in state["size_std"]]
+        obj.model = obj._new_model(int(state["vocab_size"]))
+        obj.model.load_state_dict(torch.load(path / _WEIGHTS, weights_only=True))
+        obj.model.eval()
+        return obj
+
+    def __repr__(self) -> str:
+        fitted = f"{len(self.task_ids)} source dataset(s) of {self.space}" if self.model is not None else "not fitted"
+        return f"LCRankNet(delta={self.delta}, min_epochs={self.min_epochs}, {fitted})"
