@@ -24,8 +24,8 @@ DEFAULT_SOURCES = ["digits-0to4", "digits-even", "digits-odd", "digits-rot30"]
 class CollectBudget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n_archs: int = Field(8, ge=1)
-    epochs: int = Field(6, ge=1)
+    n_archs: int = Field(16, ge=1)
+    epochs: int = Field(8, ge=1)
     samples_per_class: int | None = Field(None, ge=2)
     landmarker_seeds: list[int] = Field(default_factory=lambda: [0])
     transfer: dict[str, dict[str, Any]] = Field(

@@ -32,13 +32,13 @@ class SearchBudget(BaseModel):
 
     size: dict[str, Any] = Field(default_factory=lambda: {"C": 8, "N": 1})
     train: dict[str, Any] = Field(default_factory=lambda: {"batch_size": 64, "lr": 0.05, "num_threads": 1})
-    eval_epochs: int = Field(6, ge=1)
-    evaluations: int = Field(4, ge=1)
-    zeroshot_samples: int = Field(50, ge=1)
+    eval_epochs: int = Field(8, ge=1)
+    evaluations: int = Field(6, ge=1)
+    zeroshot_samples: int = Field(100, ge=1)
     zeroshot_proxies: list[str] = Field(default_factory=lambda: ["naswot", "synflow"])
-    oneshot_epochs: int = Field(4, ge=1)
-    tapas_predictions: int = Field(300, ge=1)
-    retrain_epochs: int = Field(12, ge=1)
+    oneshot_epochs: int = Field(10, ge=1)
+    tapas_predictions: int = Field(500, ge=1)
+    retrain_epochs: int = Field(20, ge=1)
     samples_per_class: int | None = Field(None, ge=2)
 
 
