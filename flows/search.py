@@ -214,6 +214,14 @@ def search_method(
     def body(child: Any) -> None:
         meta = store.meta().without(holdout) if holdout and method.startswith("transfer") else store.meta()
         result = run_method(method, space, spec, budget_obj, seed, components, meta)
+        if method == "zeroshot" and result.extra.get("rows"):
+            from nasmeta.zeroshot.store import write_scores
+
+            write_scores(store, spec.task_id, result.extra["rows"])
+            if child is not None:
+                from nasmeta import tracking
+
+                tracking.log_table("proxy_scores", result.extra["rows"], run=child)
         n_params = next((e.extra.get("n_params") for e in result.history if e.arch == result.best_arch), None)
         row.update(
             arch=str(result.best_arch),

@@ -259,6 +259,7 @@ def test_process_worker_runs_a_micro_pipeline_to_completion(server: Server, depl
     written = MetadataStore(str(store))
     assert written.read("runs").num_rows > 0
     assert written.read("searches").num_rows > 0
+    assert written.read("proxy_scores").num_rows > 0  # the zero-shot method's scores, one row per (arch, proxy)
     assert (Path(server.env["NASMETA_HOME"]) / "mlflow.db").is_file()
 
 
