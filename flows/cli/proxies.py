@@ -1,0 +1,229 @@
+"""``nasmeta proxies list | score | correlate``: zero-shot proxies from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli._app import proxies_app
+from flows.cli.space import fail
+
+
+def parse_sizes(items: list[str] | None) -> dict[str, int]:
+    """``["C=16", "N=5"]`` -> ``{"C": 16, "N": 5}`` (network size keywords of ``space.build``)."""
+    out: dict[str, int] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--size takes KEY=INT (e.g. C=16), got {item!r}")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError:
+            fail(f"--size {item!r}: {value!r} is not an integer")
+    return out
+
+
+def read_archs(space: Any, path: Path) -> list:
+    """One architecture per line: the space's string form, or a JSON object from ``Architecture.to_json``."""
+    from nasmeta.spaces.base import Architecture
+
+    if not path.is_file():
+        fail(f"architecture file {str(path)!r} not found")
+    archs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            arch = Architecture.from_json(text) if text.startswith("{") else space.parse(text)
+        except (ValueError, json.JSONDecodeError) as err:
+            fail(f"{path}:{number}: {err}")
+        if arch.space != space.name:
+            fail(f"{path}:{number}: architecture of space {arch.space!r}, expected {space.name!r}")
+        archs.append(arch)
+    if not archs:
+        fail(f"{path} lists no architectures")
+    return archs
+
+
+def load_batch(task: str, batch_size: int, seed: int) -> Any:
+    """The proxy batch drawn from a registered task's training split."""
+    from nasmeta.config import DataNotFoundError
+    from nasmeta.data.tasks import get_task
+    from nasmeta.zeroshot.batch import Batch
+
+    try:
+        data = get_task(task).load()
+        return Batch.from_task(data, size=min(batch_size, len(data.x_train)), seed=seed), data
+    except (ValueError, DataNotFoundError) as err:
+        fail(str(err))
+
+
+def check_proxies(names: list[str]) -> list[str]:
+    from nasmeta.zeroshot.registry import get_proxy
+
+    for name in names:
+        try:
+            get_proxy(name)
+        except ValueError as err:
+            fail(str(err))
+    return list(dict.fromkeys(names))
+
+
+@proxies_app.command("list")
+def list_command() -> None:
+    """Every registered proxy with its sign convention and what it needs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nasmeta.zeroshot.registry import get_proxy, list_proxies
+
+    table = Table(title="zero-shot proxies (score = sign * raw; higher score is better)", title_justify="left")
+    for column in ("proxy", "sign", "data", "batch", "definition"):
+        table.add_column(column)
+    for name in list_proxies():
+        spec = get_proxy(name)
+        data = "composite" if spec.is_composite else ("batch" if spec.needs_data else "shape only")
+        definition = spec.description + (f" [{' + '.join(spec.parts)}]" if spec.is_composite else "")
+        batch = "-" if spec.batch_size is None else str(spec.batch_size)
+        table.add_row(name, f"{spec.sign:+d}", data, batch, definition)
+    Console().print(table)
+
+
+@proxies_app.command("score")
+def score_command(
+    space: Annotated[str, typer.Option(help="Search space (nb201, darts, macro, ...).")] = "nb201",
+    task: Annotated[str, typer.Option(help="Registered task whose training split gives the batch.")] = "cifar10",
+    proxy: Annotated[list[str], typer.Option(help="Proxy to compute (repeat for several).")] = ["synflow"],  # noqa: B006
+    archs: Annotated[Path | None, typer.Option(help="File with one architecture per line.")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Score this many sampled architectures instead.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample, the batch, the init and the proxies.")] = 42,
+    size: Annotated[list[str] | None, typer.Option(help="Network size KEY=INT for space.build, e.g. C=16.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows drawn for the batch (proxies use their own).")] = 128,
+    out: Annotated[Path | None, typer.Option(help="Write a CSV (arch, proxy, score, seconds) here.")] = None,
+    store: Annotated[str | None, typer.Option(help="Also append the scores to this metadata store root.")] = None,
+) -> None:
+    """Score architectures with proxies on one batch of a task; print (and optionally save) the scores."""
+    import csv
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from nasmeta.spaces import get_space
+    from nasmeta.zeroshot.search import sample_architectures, score_architectures
+
+    if (archs is None) == (sample is None):
+        fail("give exactly one of --archs FILE or --sample N")
+    names = check_proxies(proxy)
+    try:
+        search_space = get_space(space)
+        candidates = (
+            read_archs(search_space, archs) if archs is not None else sample_architectures(search_space, sample, seed)
+        )
+    except ValueError as err:
+        fail(str(err))
+    batch, data = load_batch(task, batch_size, seed)
+    try:
+        scored = score_architectures(search_space, candidates, batch, names, seed=seed, build_kwargs=parse_sizes(size))
+    except (ValueError, TypeError) as err:
+        fail(str(err))
+    # composites (te_nas) come with their parts
+    rows = [
+        {"arch": str(s.arch), "proxy": p, "score": v, "seconds": s.seconds[p]}
+        for s in scored
+        for p, v in s.scores.items()
+    ]
+    if out is not None:
+        with open(out, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["arch", "proxy", "score", "seconds"])
+            writer.writeheader()
+            writer.writerows(rows)
+    if store is not None:
+        from metadata_store import MetadataStore
+        from nasmeta.zeroshot.store import write_architectures, write_scores
+
+        target = MetadataStore(store)
+        write_architectures(target, scored)
+        write_scores(
+            target,
+            data.task_id,
+            [
+                {"arch_id": s.arch_id, "proxy": p, "seed": seed, "value": v, "seconds": s.seconds[p]}
+                for s in scored
+                for p, v in s.scores.items()
+            ],
+        )
+    table = Table(title=f"{', '.join(names)} on {space} / {task} (seed {seed})", title_justify="left")
+    table.add_column("arch", overflow="fold")
+    for column in ("proxy", "score", "seconds"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(escape(row["arch"]), row["proxy"], f"{row['score']:.6g}", f"{row['seconds']:.3f}")
+    Console().print(table)
+    for s in scored:
+        for name, reason in s.not_applicable.items():
+            typer.echo(f"not applicable: {name} on {s.arch}: {reason}", err=True)
+    if out is not None:
+        typer.echo(f"wrote {len(rows)} rows to {out}")
+
+
+@proxies_app.command("correlate")
+def correlate_command(
+    space: Annotated[str, typer.Option(help="Benchmark space: nb201 or macro.")] = "nb201",
+    dataset: Annotated[str, typer.Option(help="Table dataset (nb201: cifar10, cifar100, imagenet16-120).")] = "cifar10",
+    task: Annotated[str | None, typer.Option(help="Task giving the batch (default: the dataset's name).")] = None,
+    sample: Annotated[int, typer.Option(min=3, help="Number of distinct sampled architectures.")] = 1000,
+    proxy: Annotated[list[str] | None, typer.Option(help="Proxy (repeat); default the cheap set.")] = None,
+    vote: Annotated[list[str] | None, typer.Option(help="Proxies of the mean-rank vote (default: all given).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample, the batch, the init and the proxies.")] = 42,
+    size: Annotated[list[str] | None, typer.Option(help="Network size KEY=INT for space.build, e.g. C=16.")] = None,
+) -> None:
+    """Spearman / Kendall of each proxy (and of their mean-rank vote) against a benchmark table.
+
+    "pairs ok" is the fraction of pairs ordered correctly; "published" the published NB201 Spearman (all cells).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from nasmeta.config import DataNotFoundError
+    from nasmeta.data.benchmarks import normalize_dataset
+    from nasmeta.spaces import get_space
+    from nasmeta.zeroshot.correlate import correlate_proxies, published_spearman, table_accuracy
+    from nasmeta.zeroshot.search import sample_architectures
+
+    names = check_proxies(proxy or ["synflow", "params", "naswot", "snip", "grad_norm", "jacob_cov"])
+    voters = check_proxies(vote) if vote else list(names)
+    try:
+        truth = table_accuracy(space, dataset)
+        search_space = get_space(space)
+        archs = sample_architectures(search_space, sample, seed)
+    except (ValueError, DataNotFoundError) as err:
+        fail(str(err))
+    batch, _ = load_batch(task or dataset, 128, seed)
+    try:
+        report = correlate_proxies(
+            search_space, archs, batch, names, truth, vote=voters, seed=seed, build_kwargs=parse_sizes(size)
+        )
+    except (ValueError, DataNotFoundError) as err:
+        fail(str(err))
+    table = Table(title=f"{sample} {space} archs vs {dataset} accuracy (seed {seed})", title_justify="left")
+    table.add_column("proxy", no_wrap=True)
+    for column in ("spearman", "kendall", "pairs ok", "published", "s/arch"):
+        table.add_column(column, justify="right")
+    for name, corr in report.correlations.items():
+        published = published_spearman(name, normalize_dataset(dataset)) if space == "nb201" else None
+        seconds = report.seconds_per_arch.get(name)
+        label = name if name != "vote" else f"vote({'+'.join(voters)})"
+        table.add_row(
+            label,
+            f"{corr.spearman:.3f}",
+            f"{corr.kendall:.3f}",
+            f"{corr.pair_accuracy:.3f}",
+            "-" if published is None else f"{published:.2f}",
+            "-" if seconds is None else f"{seconds:.3f}",
+        )
+    Console().print(table)

@@ -1,0 +1,93 @@
+"""``nasmeta search zeroshot``: rank sampled architectures by training-free proxies on a task's batch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flows.cli._app import search_app
+from flows.cli.proxies import check_proxies, load_batch, parse_sizes
+from flows.cli.space import fail
+
+
+@search_app.command("zeroshot")
+def zeroshot(
+    space: Annotated[str, typer.Option(help="Search space (nb201, darts, macro, ...).")] = "nb201",
+    task: Annotated[str, typer.Option(help="Registered task whose training split gives the batch.")] = "cifar10",
+    sample: Annotated[int, typer.Option(min=1, help="Number of distinct sampled architectures.")] = 100,
+    proxy: Annotated[
+        list[str] | None, typer.Option(help="Proxy of the vote (repeat); default naswot, synflow, params.")
+    ] = None,
+    max_params: Annotated[
+        int | None, typer.Option(min=1, help="Keep only networks with at most this many params.")
+    ] = None,
+    max_flops: Annotated[
+        float | None, typer.Option(help="Keep only networks with at most these forward FLOPs.")
+    ] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Keep only networks this fast (CPU, batch 1).")] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="Evaluate the top k on the benchmark table when it has one.")] = 1,
+    table_dataset: Annotated[
+        str | None, typer.Option(help="Benchmark dataset for evaluating the top k (default: the task if known).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample, the batch, the init and the proxies.")] = 42,
+    size: Annotated[list[str] | None, typer.Option(help="Network size KEY=INT for space.build, e.g. C=16.")] = None,
+    show: Annotated[int, typer.Option(min=1, help="Rows of the ranking to print.")] = 10,
+) -> None:
+    """Zero-shot search: sample, filter by constraints, rank by the proxies' mean rank, evaluate the top k."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from nasmeta.config import DataNotFoundError
+    from nasmeta.data.benchmarks import BENCHMARK_SPACES, TabularEvaluator
+    from nasmeta.zeroshot.search import DEFAULT_PROXIES, Constraints, zero_shot_search
+
+    names = check_proxies(proxy or list(DEFAULT_PROXIES))
+    try:
+        constraints = Constraints(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms)
+    except ValueError as err:
+        fail(str(err))
+    evaluator = None
+    if space in BENCHMARK_SPACES:
+        try:
+            evaluator = TabularEvaluator(space, table_dataset or task)
+        except (ValueError, DataNotFoundError) as err:
+            if table_dataset is not None:
+                fail(str(err))
+    batch, _ = load_batch(task, 128, seed)
+    try:
+        result = zero_shot_search(
+            space,
+            batch,
+            names,
+            n_samples=sample,
+            seed=seed,
+            build_kwargs=parse_sizes(size),
+            constraints=constraints,
+            top_k_evaluator=evaluator,
+            top_k=top_k,
+        )
+    except (ValueError, TypeError) as err:
+        fail(str(err))
+    used = result.extra["proxies_used"]
+    table = Table(title=f"zero-shot search on {space} / {task}: vote of {', '.join(used)}", title_justify="left")
+    table.add_column("rank")
+    table.add_column("arch", overflow="fold")
+    for column in ("vote", *used, "params"):
+        table.add_column(column)
+    for i, row in enumerate(result.extra["ranking"][:show], start=1):
+        scores = [f"{row[f'score/{p}']:.4g}" for p in used]
+        table.add_row(str(i), escape(row["arch"]), f"{row['vote']:.1f}", *scores, str(row["params"]))
+    Console().print(table)
+    typer.echo(f"best: {result.best_arch}  (arch_id {result.best_arch.arch_id})")
+    typer.echo(
+        f"{len(result.extra['ranking'])} feasible of {sample}; proxy time {result.extra['proxy_seconds']:.1f} s; "
+        f"wall {result.extra['wall_seconds']:.1f} s"
+    )
+    if result.best_test_acc is not None:
+        val_column, test_column = evaluator.columns()
+        typer.echo(
+            f"best of the top {top_k} by {val_column} ({result.best_val_acc:.2f}): {test_column} "
+            f"{result.best_test_acc:.2f}"
+        )
