@@ -14,15 +14,6 @@ from nasmeta.oneshot.darts import unrolled_hypergradient
 from nasmeta.oneshot.supernet_nb201 import NB201Supernet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread avoids OpenMP spin-waiting on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _relu_to_softplus(module: nn.Module) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.ReLU):

@@ -14,15 +14,6 @@ from nasmeta.oneshot.supernet_darts import DartsSupernet
 from nasmeta.oneshot.supernet_nb201 import NB201Supernet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread avoids OpenMP spin-waiting on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _entropy(c: float, k: int, high: int = 1) -> float:
     """Entropy of softmax over k logits, ``high`` of them at +c and the rest at -c."""
     logits = torch.tensor([c] * high + [-c] * (k - high))

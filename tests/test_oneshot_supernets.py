@@ -16,15 +16,6 @@ from nasmeta.oneshot.supernet_nb201 import NB201Supernet
 from nasmeta.spaces import get_space
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread avoids OpenMP spin-waiting on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _nb201(seed: int = 0) -> NB201Supernet:
     torch.manual_seed(seed)
     return NB201Supernet(10, (3, 8, 8), C=4, N=1)

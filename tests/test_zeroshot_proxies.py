@@ -49,16 +49,6 @@ class ConvNet(nn.Module):
         return self.fc(self.forward_features(x).mean(dim=(2, 3)))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine the thread pool's waits cost more than the
-    work (synflow's float64 convolutions ran 5x slower in CPU time with 2 threads under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def batch() -> Batch:
     return Batch.random((3, 6, 6), num_classes=4, size=128, seed=0)

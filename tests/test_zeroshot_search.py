@@ -29,16 +29,6 @@ from nasmeta.zeroshot.search import (
 TINY = {"C": 4, "N": 1}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine the thread pool's waits cost more than the
-    work (synflow's float64 convolutions ran 5x slower in CPU time with 2 threads under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def nb201():
     return get_space("nb201")
