@@ -1,8 +1,10 @@
 """One trainer for every architecture: learning curve per epoch, seeds, device, early-stop hook.
 
-``train(model, task, config, reporter, should_stop)`` trains in place and returns a :class:`TrainResult`; the
-only way results leave is ``reporter.report(epoch, **row)`` (Syne Tune's ``report()``), so MLflow, the metadata
-store and early-stopping schedulers plug in from above.  The default recipe is NAS-Bench-201's (SGD, Nesterov
+``train(model, task, config, reporter)`` trains in place and returns a :class:`TrainResult`; the only way results
+leave is ``reporter.report(epoch, **row)`` (Syne Tune's ``report()``), so MLflow and the metadata store plug in
+from above.  :class:`TrainingSession` is the same run advanced epoch by epoch, paused and resumed by a search's
+scheduler; :func:`train_architecture` is the one "build, seed, train, wrap as a result" path that collection,
+evaluators and retraining share.  The default recipe is NAS-Bench-201's (SGD, Nesterov
 momentum 0.9, lr 0.1 cosine-annealed to 0 per step, weight decay 5e-4, batch 256) at a short budget.
 
 Choices worth knowing:
@@ -31,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -43,11 +46,23 @@ from torch import nn
 
 from nasmeta.cost import count_flops, count_params
 from nasmeta.data.types import TaskData
-from nasmeta.evaluators import Evaluation, Evaluator
-from nasmeta.reporting import Reporter, ShouldStop
+from nasmeta.evaluators import Evaluation, Evaluator, Session
+from nasmeta.reporting import Reporter
 from nasmeta.spaces.base import Architecture, SearchSpace, stable_hash
+from nasmeta.threads import torch_threads
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingEvaluator", "random_crop_flip", "resolve_device", "train"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainedArchitecture",
+    "TrainingEvaluator",
+    "TrainingSession",
+    "build_model",
+    "random_crop_flip",
+    "resolve_device",
+    "train",
+    "train_architecture",
+]
 
 # fields that do not change what is learned: left out of ``config_hash`` (the seed is a separate key of a run)
 _NOT_HASHED = {"seed", "device", "num_threads", "eval_batch_size", "progress"}
@@ -209,18 +224,15 @@ def train(
     task: TaskData,
     config: TrainConfig | None = None,
     reporter: Reporter | None = None,
-    should_stop: ShouldStop | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``task``; never raises for a diverging run (status ``failed``)."""
+    """Train ``model`` in place on ``task`` for ``config.epochs``; never raises for a diverging run (``failed``).
+
+    Early stopping is not the trainer's business: a search drives a :class:`TrainingSession` epoch by epoch and
+    asks its scheduler after each report (``nasmeta.search.loop``)."""
     config = config or TrainConfig()
-    device = resolve_device(config.device)
-    old_threads = torch.get_num_threads()
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
-    try:
-        return _train(model, task, config, device, reporter, should_stop)
-    finally:
-        torch.set_num_threads(old_threads)
+    session = TrainingSession(model, task, config, reporter)
+    session.advance(config.epochs)
+    return session.result()
 
 
 class _EpochRunner:
@@ -302,76 +314,120 @@ def _divergence(train_loss: float, epoch: int, task: TaskData, config: TrainConf
     return None
 
 
-def _train(
-    model: nn.Module,
-    task: TaskData,
-    config: TrainConfig,
-    device: torch.device,
-    reporter: Reporter | None,
-    should_stop: ShouldStop | None,
-) -> TrainResult:
-    seed_everything(config.seed)
-    cuda = device.type == "cuda"
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    n_params, flops = count_params(model), count_flops(model, task.input_shape)
-    runner = _EpochRunner(model, task, config, device)
-    x_val, y_val = task.x_val.to(device), task.y_val.to(device)
-    x_test, y_test = task.x_test.to(device), task.y_test.to(device)
+class TrainingSession:
+    """One training run that advances epoch by epoch and can pause between calls (its state stays in memory:
+    model, optimiser, data-order generator, learning-rate position and torch's global RNG state), so a scheduler
+    can pause a run at a rung and promote it later: a run paused at epoch 3 and resumed to 12 equals an
+    uninterrupted 12-epoch run, because the learning-rate schedule always spans ``config.epochs``.
 
-    curve: list[dict[str, float]] = []
-    status, error = "completed", None
-    progress = _progress_bar(config, task) if config.progress else None
-    start_time = time.perf_counter()
-    try:
-        for epoch in range(1, config.epochs + 1):
-            train_loss = runner.run(epoch)
-            error = _divergence(train_loss, epoch, task, config)
-            if error is not None:
-                status = "failed"
-                break
-            val_loss, val_acc = _evaluate(model, x_val, y_val, config.eval_batch_size, device, cuda)
-            if len(x_val) and not math.isfinite(val_loss):
-                status, error = "failed", f"validation loss is {val_loss} at epoch {epoch} (diverged; lr={config.lr:g})"
-                break
-            _, test_acc = _evaluate(model, x_test, y_test, config.eval_batch_size, device, cuda)
-            row = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "test_acc": test_acc,
-                "seconds": time.perf_counter() - start_time,
-            }
-            curve.append(row)
-            if reporter is not None:
-                reporter.report(epoch, **row)
+    ``seconds`` in the curve is cumulative training + evaluation time of this run only (time paused not counted).
+    """
+
+    def __init__(
+        self, model: nn.Module, task: TaskData, config: TrainConfig | None = None, reporter: Reporter | None = None
+    ) -> None:
+        self.config = config = config or TrainConfig()
+        self.device = device = resolve_device(config.device)
+        self.model, self.task, self.reporter = model, task, reporter
+        with torch_threads(config.num_threads):
+            seed_everything(config.seed)
+            self.cuda = device.type == "cuda"
+            model.to(device)
+            if self.cuda:
+                model.to(memory_format=torch.channels_last)
+            self.n_params, self.flops = count_params(model), count_flops(model, task.input_shape)
+            self.runner = _EpochRunner(model, task, config, device)
+        self.x_val, self.y_val = task.x_val.to(device), task.y_val.to(device)
+        self.x_test, self.y_test = task.x_test.to(device), task.y_test.to(device)
+        self.curve: list[dict[str, float]] = []
+        self.status: Literal["running", "failed"] = "running"
+        self.error: str | None = None
+        self.seconds = 0.0
+        # other runs train while this one is paused: keep its own stream of global random numbers (drop-path)
+        self._rng_state = torch.get_rng_state()
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.curve)
+
+    def advance(self, to_epoch: int) -> list[dict[str, float]]:
+        """Train epochs ``epochs_done + 1 .. min(to_epoch, config.epochs)``; returns their rows."""
+        config, task = self.config, self.task
+        last = min(int(to_epoch), config.epochs)
+        if self.status != "running" or last <= self.epochs_done:
+            return []
+        new: list[dict[str, float]] = []
+        progress = _progress_bar(config, task) if config.progress else None
+        torch.set_rng_state(self._rng_state)
+        start = time.perf_counter()
+        try:
+            with torch_threads(config.num_threads):
+                for epoch in range(self.epochs_done + 1, last + 1):
+                    row = self._epoch(epoch, start)
+                    if row is None:
+                        break
+                    new.append(row)
+                    if progress is not None:
+                        label = f"{task.name} val {row['val_acc']:.1f}%"
+                        progress[0].update(progress[1], completed=epoch, description=label)
+        except torch.OutOfMemoryError as exc:
+            self.status, self.error = "failed", f"out of memory: {exc}"
+        finally:
+            self.seconds += time.perf_counter() - start
+            self._rng_state = torch.get_rng_state()
             if progress is not None:
-                progress[0].update(progress[1], advance=1, description=f"{task.name} val {val_acc:.1f}%")
-            # asked after every epoch (stoppers may keep state); a stop after the last epoch is a completed run
-            if should_stop is not None and should_stop(list(curve)) and epoch < config.epochs:
-                status = "stopped"
-                break
-    except torch.OutOfMemoryError as exc:
-        status, error = "failed", f"out of memory: {exc}"
-    finally:
-        if progress is not None:
-            progress[0].stop()
-    last = curve[-1] if curve else {}
-    return TrainResult(
-        status=status,
-        error=error,
-        curve=curve,
-        final_val_acc=last.get("val_acc", math.nan),
-        final_test_acc=last.get("test_acc", math.nan),
-        epochs_done=len(curve),
-        seconds=time.perf_counter() - start_time,
-        n_params=n_params,
-        flops=flops,
-        device=str(device),
-        config_hash=config.config_hash(),
-    )
+                progress[0].stop()
+        return new
+
+    def _epoch(self, epoch: int, start: float) -> dict[str, float] | None:
+        config, task, cuda = self.config, self.task, self.cuda
+        train_loss = self.runner.run(epoch)
+        error = _divergence(train_loss, epoch, task, config)
+        if error is not None:
+            self.status, self.error = "failed", error
+            return None
+        val_loss, val_acc = _evaluate(self.model, self.x_val, self.y_val, config.eval_batch_size, self.device, cuda)
+        if len(self.x_val) and not math.isfinite(val_loss):
+            self.status = "failed"
+            self.error = f"validation loss is {val_loss} at epoch {epoch} (diverged; lr={config.lr:g})"
+            return None
+        _, test_acc = _evaluate(self.model, self.x_test, self.y_test, config.eval_batch_size, self.device, cuda)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "test_acc": test_acc,
+            "seconds": self.seconds + time.perf_counter() - start,
+        }
+        self.curve.append(row)
+        if self.reporter is not None:
+            self.reporter.report(epoch, **row)
+        return row
+
+    def result(self, stopped: bool = False) -> TrainResult:
+        """The run as it stands: ``failed`` if it failed, else ``stopped`` when asked (or short of its epochs
+        without being asked: a paused run never resumed), else ``completed``."""
+        if self.status == "failed":
+            status: Literal["completed", "failed", "stopped"] = "failed"
+        elif stopped or self.epochs_done < self.config.epochs:
+            status = "stopped"
+        else:
+            status = "completed"
+        last = self.curve[-1] if self.curve else {}
+        return TrainResult(
+            status=status,
+            error=self.error,
+            curve=list(self.curve),
+            final_val_acc=last.get("val_acc", math.nan),
+            final_test_acc=last.get("test_acc", math.nan),
+            epochs_done=self.epochs_done,
+            seconds=self.seconds,
+            n_params=self.n_params,
+            flops=self.flops,
+            device=str(self.device),
+            config_hash=self.config.config_hash(),
+        )
 
 
 def _progress_bar(config: TrainConfig, task: TaskData) -> tuple[Any, Any]:
@@ -382,13 +438,113 @@ def _progress_bar(config: TrainConfig, task: TaskData) -> tuple[Any, Any]:
     return progress, progress.add_task(task.name, total=config.epochs)
 
 
+# model initialisation draws from torch's global RNG; threads building at once would interleave their draws
+_BUILD_LOCK = threading.Lock()
+
+
+def build_model(arch: Architecture, task: TaskData, size: Mapping[str, Any], seed: int) -> nn.Module:
+    """``space.build`` for ``task``'s classes and input shape, initialised from ``seed`` (thread-safe)."""
+    from nasmeta.spaces import get_space
+
+    with _BUILD_LOCK:
+        seed_everything(seed)
+        return get_space(arch.space).build(arch, task.num_classes, task.input_shape, **dict(size))
+
+
+@dataclass
+class TrainedArchitecture:
+    """A trained architecture: the model (None when building failed), the trainer's result and the
+    ``Evaluation`` searches see."""
+
+    model: nn.Module | None
+    result: TrainResult
+    evaluation: Evaluation
+
+
+def failed_result(error: BaseException, config: TrainConfig, seconds: float) -> TrainResult:
+    """The result of a run that could not be built or trained (a corrupt task, an unbuildable architecture)."""
+    return TrainResult(
+        status="failed",
+        error=f"{type(error).__name__}: {error}",
+        curve=[],
+        final_val_acc=math.nan,
+        final_test_acc=math.nan,
+        epochs_done=0,
+        seconds=seconds,
+        n_params=0,
+        flops=0,
+        device="unknown",
+        config_hash=config.config_hash(),
+    )
+
+
+def evaluation_of(arch: Architecture, result: TrainResult, **extra: Any) -> Evaluation:
+    """The ``Evaluation`` of a training result: accuracies 0.0 when it failed (a maximising search never picks
+    it), the curve it has, its sizes and recipe hash in ``extra``."""
+    bad = result.status == "failed" or not result.curve
+    return Evaluation(
+        arch=arch,
+        val_acc=0.0 if bad else result.final_val_acc,
+        test_acc=0.0 if bad else result.final_test_acc,
+        cost_seconds=result.seconds,
+        epochs=result.epochs_done,
+        status=result.status,
+        error=(result.error or "failed") if result.status == "failed" else None,
+        curve=result.curve,
+        extra={
+            "n_params": result.n_params,
+            "flops": result.flops,
+            "device": result.device,
+            "config_hash": result.config_hash,
+            **extra,
+        },
+    )
+
+
+def train_architecture(
+    arch: Architecture,
+    task: Any,
+    config: TrainConfig | None = None,
+    *,
+    size: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    reporter: Reporter | None = None,
+) -> TrainedArchitecture:
+    """Build ``arch`` for ``task`` (a name, ``TaskSpec`` or ``TaskData``) with ``size``, seeded, and train it with
+    ``config`` (its seed replaced by ``seed`` when given); never raises for a bad run or a task that cannot load.
+
+    The one "train this architecture" path: collection, the training evaluator and retraining all call it."""
+    config = config or TrainConfig()
+    if seed is not None:
+        config = config.with_(seed=seed)
+    start = time.perf_counter()
+    try:
+        data = _load_task(task)
+        model = build_model(arch, data, size or {}, config.seed)
+        result = train(model, data, config, reporter)
+    except Exception as exc:  # a bad run is returned as failed, never raised
+        result = failed_result(exc, config, time.perf_counter() - start)
+        return TrainedArchitecture(None, result, evaluation_of(arch, result))
+    return TrainedArchitecture(model, result, evaluation_of(arch, result))
+
+
+def _load_task(task: Any) -> TaskData:
+    from nasmeta.data.tasks import TaskSpec, resolve_task
+
+    if isinstance(task, TaskData):
+        return task
+    if isinstance(task, str | TaskSpec):
+        return resolve_task(task)
+    raise TypeError(f"task must be a task name, TaskSpec or TaskData, got {type(task).__name__}")
+
+
 class TrainingEvaluator(Evaluator):
     """Evaluate an architecture by building it and really training it (``Evaluator`` contract).
 
-    ``size`` (a mapping and / or keyword arguments) goes to ``space.build``, e.g. ``C=8, N=1`` for a reduced
-    NB201 network.  The network is initialised under ``torch.manual_seed(seed)``; any exception while building
-    or training becomes a ``failed`` evaluation with the reason.  ``val_acc`` / ``test_acc`` of a failed
-    evaluation are 0.0 (so a maximising search never picks it); the curve holds the epochs that completed.
+    ``size`` (a mapping and / or keyword arguments) goes to ``space.build`` (the network size of a budget, see
+    ``nasmeta.budget``).  The network is initialised under ``torch.manual_seed(seed)``; any exception while
+    building or training becomes a ``failed`` evaluation with the reason.  ``start`` gives a resumable
+    :class:`TrainingSession` whose learning-rate schedule spans ``max_epochs``, for schedulers that pause runs.
     """
 
     def __init__(
@@ -397,28 +553,26 @@ class TrainingEvaluator(Evaluator):
         task: Any,
         config: TrainConfig | None = None,
         reporter: Reporter | None = None,
-        should_stop: ShouldStop | None = None,
         size: Mapping[str, Any] | None = None,
         **size_kwargs: Any,
     ) -> None:
-        from nasmeta.data.tasks import TaskSpec, resolve_task
+        from nasmeta.data.tasks import TaskSpec
         from nasmeta.spaces import get_space
 
         self.space = get_space(space) if isinstance(space, str) else space
         self._task_arg = task
         if not isinstance(task, str | TaskSpec | TaskData):
             raise TypeError(f"task must be a task name, TaskSpec or TaskData, got {type(task).__name__}")
-        self._resolve = resolve_task
         self._task: TaskData | None = task if isinstance(task, TaskData) else None
         self.config = config or TrainConfig()
-        self.reporter, self.should_stop = reporter, should_stop
+        self.reporter = reporter
         self.size = {**(size or {}), **size_kwargs}
         self.max_epochs = self.config.epochs
 
     @property
     def task(self) -> TaskData:
         if self._task is None:
-            self._task = self._resolve(self._task_arg)
+            self._task = _load_task(self._task_arg)
         return self._task
 
     def evaluate(self, arch: Architecture, epochs: int | None = None, seed: int = 0) -> Evaluation:
@@ -426,37 +580,49 @@ class TrainingEvaluator(Evaluator):
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         config = self.config.with_(epochs=epochs, seed=seed)
-        task = self.task
+        return train_architecture(arch, self.task, config, size=self.size, reporter=self.reporter).evaluation
+
+    def start(self, arch: Architecture, seed: int = 0, max_epochs: int | None = None) -> Session:
+        """A resumable run whose learning-rate schedule spans ``max_epochs`` (default ``self.max_epochs``)."""
+        return _TrainingRun(self, arch, seed, max_epochs or self.max_epochs)
+
+
+class _TrainingRun(Session):
+    """A :class:`TrainingSession` behind the ``Session`` contract; a build failure is a failed session."""
+
+    def __init__(self, evaluator: TrainingEvaluator, arch: Architecture, seed: int, max_epochs: int) -> None:
+        self.arch, self.max_epochs = arch, max_epochs
+        self.config = evaluator.config.with_(seed=seed, epochs=max_epochs)
+        self._session: TrainingSession | None = None
+        self._final: TrainResult | None = None  # set by ``finish``, when the model and optimiser are released
         start = time.perf_counter()
         try:
-            seed_everything(seed)
-            model = self.space.build(arch, task.num_classes, task.input_shape, **self.size)
-            result = train(model, task, config, self.reporter, self.should_stop)
-        except Exception as exc:  # the Evaluator contract: a bad run is returned as failed, never raised
-            return Evaluation(
-                arch=arch,
-                val_acc=0.0,
-                test_acc=0.0,
-                cost_seconds=time.perf_counter() - start,
-                epochs=0,
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}",
-                extra={"config_hash": config.config_hash()},
-            )
-        failed = result.status == "failed"
-        return Evaluation(
-            arch=arch,
-            val_acc=0.0 if failed or not result.curve else result.final_val_acc,
-            test_acc=0.0 if failed or not result.curve else result.final_test_acc,
-            cost_seconds=result.seconds,
-            epochs=result.epochs_done,
-            status=result.status,
-            error=result.error,
-            curve=result.curve,
-            extra={
-                "n_params": result.n_params,
-                "flops": result.flops,
-                "device": result.device,
-                "config_hash": result.config_hash,
-            },
-        )
+            task = evaluator.task
+            model = build_model(arch, task, evaluator.size, seed)
+            self._session = TrainingSession(model, task, self.config, evaluator.reporter)
+            self.n_params, self.flops = self._session.n_params, self._session.flops
+        except Exception as exc:  # the Evaluator contract: a bad run is failed, never raised
+            self._final = failed_result(exc, self.config, time.perf_counter() - start)
+
+    @property
+    def curve(self) -> list[dict[str, Any]]:
+        return self._final.curve if self._final is not None else self._session.curve  # type: ignore[union-attr]
+
+    @property
+    def failed(self) -> str | None:
+        if self._final is not None:
+            return self._final.error if self._final.status == "failed" else None
+        return self._session.error if self._session.status == "failed" else None  # type: ignore[union-attr]
+
+    @property
+    def cost_seconds(self) -> float:
+        return self._final.seconds if self._final is not None else self._session.seconds  # type: ignore[union-attr]
+
+    def advance(self, to_epoch: int) -> list[dict[str, Any]]:
+        return [] if self._session is None or self._final is not None else self._session.advance(to_epoch)
+
+    def finish(self, status: str) -> Evaluation:
+        if self._final is None:
+            self._final = self._session.result(stopped=status == "stopped")  # type: ignore[union-attr]
+            self._session = None  # frees the model and optimiser; the result keeps the curve
+        return evaluation_of(self.arch, self._final)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from nasmeta.blackbox.hyperband import (
-    Hyperband,
-    SuccessiveHalving,
     bracket,
     hyperband_brackets,
     resource_to_epochs,
     s_max,
     successive_halving,
 )
+from nasmeta.search.schedulers import Hyperband, SuccessiveHalving
 
 
 def test_brackets_r81_eta3_match_li_et_al_2018():

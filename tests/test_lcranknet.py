@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -97,33 +99,50 @@ def test_min_epochs_delays_every_decision(saved, held_out):
     assert patient.decide(worst.curve[:4], _context(worst, 4, completed)) is Decision.STOP
 
 
-def test_live_should_stop_adapter_stops_real_training(model, held_out):
+def test_lcranknet_stops_real_training_live_in_the_search_loop(saved, held_out):
     from nasmeta.data.types import TaskData
-    from nasmeta.spaces import get_space
-    from nasmeta.training import TrainConfig, train
+    from nasmeta.evaluation.runs import ReplayRun
+    from nasmeta.evaluators import Evaluator
+    from nasmeta.search.loop import run_search
+    from nasmeta.search.schedulers import StoppingScheduler
+    from nasmeta.search.searchers import FixedOrderSearcher
+    from nasmeta.search.stored import StoredCurveSession
+    from nasmeta.training import TrainConfig, TrainingEvaluator
 
-    completed = held_out[-3:]  # the best three runs (~80% accuracy) have completed
-    arch = held_out[0].arch
-    should_stop = model.as_should_stop(
-        max_epochs=4,
-        arch=arch,
-        task_id=HELD_OUT,
-        completed_curves=[c.curve[:4] for c in completed],
-        completed_archs=[c.arch for c in completed],
-    )
-    assert should_stop([{"epoch": 1, "val_acc": 10.0}]) is True
-    assert should_stop([{"epoch": 1, "val_acc": 99.0}, {"epoch": 2, "val_acc": 99.5}]) is False
-    with pytest.raises(ValueError, match="val_acc"):
-        should_stop([{"epoch": 1, "train_loss": 1.0}])
-    # the trainer asks after each epoch; random labels give chance accuracy (~25%), which cannot beat 80%
+    # random labels give chance accuracy (~25%), which cannot beat the ~80% of the best three stored runs
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(48, 1, 8, 8, generator=g), torch.randint(0, 4, (48,), generator=g)
     task = TaskData("noise", "noise", x[:32], y[:32], x[32:40], y[32:40], x[40:], y[40:], num_classes=4)
-    torch.manual_seed(0)  # the network's init must not depend on which tests ran before
-    net = get_space("nb201").build(arch, 4, input_shape=(1, 8, 8), C=4, N=1)
-    result = train(net, task, TrainConfig(epochs=4, batch_size=16, device="cpu"), should_stop=should_stop)
+    trainer = TrainingEvaluator("nb201", task, TrainConfig(epochs=4, batch_size=16, device="cpu"), C=4, N=1)
+
+    class StoredThenTrained(Evaluator):
+        """The best three held-out runs replayed (4 epochs), then a real training run."""
+
+        max_epochs = 4
+
+        def evaluate(self, arch, epochs=None, seed=0):
+            raise AssertionError("the loop uses sessions")
+
+        def start(self, config, seed=0, max_epochs=None):
+            if isinstance(config, ReplayRun):
+                return StoredCurveSession(config, 4)
+            return trainer.start(config, seed, max_epochs)
+
+    completed = held_out[-3:]
+    arch = held_out[0].arch
+    result = run_search(
+        FixedOrderSearcher([*completed, arch]),
+        StoredThenTrained(),
+        4,
+        StoppingScheduler(LCRankNet.load(saved)),  # a copy: a live run's sizes must not leak into `model`
+        task_id=HELD_OUT,
+        seed=0,
+    )
+    live = result.extra["trials"][-1]
     # 8 validation images: chance can reach 50 % at one epoch, so the stop may come a little later, never at the end
-    assert result.status == "stopped" and result.epochs_done < 4, (result.status, result.curve)
+    assert live["status"] == "stopped" and live["epochs"] < 4, result.extra["trials"]
+    assert [t["status"] for t in result.extra["trials"][:3]] == ["completed"] * 3
+    assert result.history[-1].status == "stopped" and result.history[-1].curve  # the real curve it trained
 
 
 def test_target_embedding_is_fitted_to_completed_runs_and_never_carried_over(model, saved, held_out):
@@ -138,7 +157,7 @@ def test_target_embedding_is_fitted_to_completed_runs_and_never_carried_over(mod
     assert torch.equal(model.target_vector(_context(run, 2)), mean)
     assert torch.equal(LCRankNet.load(saved).target_vector(_context(run, 2, held_out[:6])), fitted)
     # source datasets keep their own embedding
-    source = {**_context(run, 2, held_out[:6]), "task_id": "syn-1"}
+    source = dataclasses.replace(_context(run, 2, held_out[:6]), task_id="syn-1")
     assert torch.equal(model.target_vector(source), model.dataset_vector("syn-1"))
 
 
@@ -210,14 +229,14 @@ def test_bad_input_raises_value_errors_naming_it(meta, model, held_out):
         LCRankNet().fit([])
     run = held_out[0]
     with pytest.raises(ValueError, match="architecture"):
-        model.decide(run.curve[:2], {**_context(run, 2, held_out[:3]), "arch": None})
+        model.decide(run.curve[:2], dataclasses.replace(_context(run, 2, held_out[:3]), arch=None))
     from nasmeta.spaces import get_space
 
     macro = get_space("macro").sample(np.random.default_rng(0))
     with pytest.raises(ValueError, match="fitted on space 'nb201'"):
-        model.score(run.curve[:2], {**_context(run, 2), "arch": macro})
+        model.score(run.curve[:2], dataclasses.replace(_context(run, 2), arch=macro))
     with pytest.raises(ValueError, match="exceeds its max_epochs"):
-        model.score(run.curve, {**_context(run, 2), "max_epochs": 3})
+        model.score(run.curve, dataclasses.replace(_context(run, 2), max_epochs=3))
     with pytest.raises(ValueError, match="non-empty"):
         model.decide([], _context(run, 1))
     with pytest.raises(MissingMetadataError, match="curves"):

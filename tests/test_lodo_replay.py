@@ -8,7 +8,6 @@ import pytest
 from scipy import stats
 
 from metadata_store import MetaDataset
-from nasmeta.blackbox.hyperband import SuccessiveHalving
 from nasmeta.evaluation.lodo import lodo, lodo_folds, partial_curve_evaluator, predictor_evaluator, replay_lodo
 from nasmeta.evaluation.methods import make_method, method_factory, register_method
 from nasmeta.evaluation.metrics import rank_correlations
@@ -16,6 +15,7 @@ from nasmeta.evaluation.replay import replay, replay_order
 from nasmeta.evaluation.runs import ReplayRun, group_by_task, runs_from_meta
 from nasmeta.evaluation.tables import markdown_table, write_results
 from nasmeta.scheduling import Decision
+from nasmeta.search.schedulers import SuccessiveHalving
 
 N_TASKS, N_RUNS, EPOCHS = 3, 27, 12
 
@@ -99,7 +99,7 @@ def test_sequential_replay_charges_exactly_the_epochs_trained():
 
     class StopAfterTwoOnceABestExists:
         def decide(self, curve, context):
-            return Decision.STOP if context["best_so_far"] is not None and len(curve) >= 2 else Decision.CONTINUE
+            return Decision.STOP if context.best_so_far is not None and len(curve) >= 2 else Decision.CONTINUE
 
     order = [r.run_id for r in replay_order(runs, seed=4)]
     out = replay(runs, StopAfterTwoOnceABestExists(), seed=4, name="x")
@@ -145,7 +145,7 @@ def test_registered_methods_plug_in():
         name = "greedy"
 
         def decide(self, curve, context):
-            return Decision.STOP if context["best_so_far"] is not None else Decision.CONTINUE
+            return Decision.STOP if context.best_so_far is not None else Decision.CONTINUE
 
     register_method("greedy-test")(lambda train=None, **params: GreedyStopper())
     runs = [_run("a", [1, 2]), _run("b", [3, 4]), _run("c", [5, 6])]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -59,8 +61,8 @@ def test_no_termination_never_stops():
 
 def test_stop_context_best_and_validation():
     ctx = stop_context(epoch=1, max_epochs=3, completed_curves=[[1, 2, 3], [1, 2, 9]], completed_archs=["a", "b"])
-    assert ctx["best_so_far"] == 9.0 and ctx["best_arch"] == "b" and list(ctx["best_curve"]) == [1, 2, 9]
-    assert stop_context(epoch=1, max_epochs=3)["best_so_far"] is None
+    assert ctx.best_so_far == 9.0 and ctx.best_arch == "b" and list(ctx.best_curve) == [1, 2, 9]
+    assert stop_context(epoch=1, max_epochs=3).best_so_far is None
     with pytest.raises(ValueError, match="epoch"):
         stop_context(epoch=4, max_epochs=3)
     with pytest.raises(ValueError, match="shape"):
@@ -161,20 +163,20 @@ def test_baker_fits_and_stops_clearly_bad_curves(baker, baker_runs, tmp_path):
     ctx = stop_context(
         epoch=5, max_epochs=12, completed_curves=[best_run.curve], completed_finals=[best_run.final_val_acc]
     )
-    ctx["arch"] = best_run.arch
+    ctx = dataclasses.replace(ctx, arch=best_run.arch)
     bad = np.array([10.0, 11.0, 11.5, 11.7, 11.8])
     assert stopper.decide(bad, ctx) is STOP
     assert stopper.decide(best_run.curve[:5], ctx) is GO
     # its predictions on training curves are close to the truth (mean absolute error in accuracy points)
     errors = [
-        abs(stopper.predict_final(r.curve[:6], {"max_epochs": 12, "arch": r.arch}) - r.final_val_acc)
+        abs(stopper.predict_final(r.curve[:6], stop_context(epoch=6, max_epochs=12, arch=r.arch)) - r.final_val_acc)
         for r in baker_runs
     ]
     assert np.mean(errors) < 2.0
     # save / load gives the same predictions
     loaded = BakerStopper.load(stopper.save(tmp_path / "baker"))
     for r in baker_runs[:5]:
-        context = {"max_epochs": 12, "arch": r.arch}
+        context = stop_context(epoch=6, max_epochs=12, arch=r.arch)
         assert loaded.predictive(r.curve[:4], context) == stopper.predictive(r.curve[:4], context)
 
 
@@ -188,6 +190,6 @@ def test_baker_bad_input(baker):
     with pytest.raises(ValueError, match="no completed runs|none"):
         BakerStopper().fit([])
     with pytest.raises(ValueError, match="max_epochs=20"):
-        baker.predict_final([1.0, 2.0, 3.0], {"max_epochs": 20})
+        baker.predict_final([1.0, 2.0, 3.0], stop_context(epoch=3, max_epochs=20))
     with pytest.raises(ValueError, match="arch=None"):
-        baker.predict_final([1.0, 2.0, 3.0], {"max_epochs": 12, "arch": None})
+        baker.predict_final([1.0, 2.0, 3.0], stop_context(epoch=3, max_epochs=12))

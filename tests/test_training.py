@@ -105,20 +105,35 @@ def re_match(pattern: str, text: str | None) -> bool:
     return text is not None and re.search(pattern, text) is not None
 
 
-def test_should_stop_ends_the_run_as_stopped() -> None:
+def test_a_session_stops_and_a_paused_run_resumes_exactly() -> None:
+    from nasmeta.training import TrainingSession
+
     data = get_task("digits").load()
-    seen = []
+    config = FAST.with_(epochs=4)
+    torch.manual_seed(0)
+    session = TrainingSession(small_cnn(), data, config)
+    assert len(session.advance(2)) == 2 and session.advance(2) == []
+    stopped = session.result(stopped=True)
+    assert stopped.status == "stopped" and stopped.epochs_done == 2
+    assert stopped.final_val_acc == stopped.curve[-1]["val_acc"]
 
-    def stop_after_two(curve: list[dict]) -> bool:
-        seen.append(len(curve))
-        return len(curve) >= 2
-
-    result = train(small_cnn(), data, FAST.with_(epochs=5), should_stop=stop_after_two)
-    assert result.status == "stopped" and result.epochs_done == 2 and seen == [1, 2]
-    assert result.final_val_acc == result.curve[-1]["val_acc"]
-    # asked after the last epoch too, but a run that used its whole budget is completed
-    result = train(small_cnn(), data, FAST.with_(epochs=1), should_stop=lambda curve: True)
-    assert result.status == "completed" and result.epochs_done == 1
+    torch.manual_seed(0)
+    whole = train(small_cnn(), data, config)
+    assert whole.status == "completed" and whole.epochs_done == 4
+    # paused after one epoch while another run trains (and draws global random numbers), then resumed
+    torch.manual_seed(0)
+    paused = TrainingSession(small_cnn(), data, config)
+    paused.advance(1)
+    torch.manual_seed(123)
+    train(small_cnn(), data, FAST)
+    torch.rand(1000)
+    paused.advance(4)
+    resumed = paused.result()
+    assert resumed.status == "completed"
+    for a, b in zip(resumed.curve, whole.curve, strict=True):
+        assert a["val_acc"] == b["val_acc"] and a["train_loss"] == b["train_loss"]
+    # a run short of its epochs that was never asked to stop (a paused run never promoted) is stopped too
+    assert TrainingSession(small_cnn(), data, config).result().status == "stopped"
 
 
 class AuxNet(nn.Module):

@@ -1,6 +1,7 @@
 """Black-box searches: each evaluates whole architectures through an :class:`~nasmeta.evaluators.Evaluator`.
 
-One file per strategy (random search, regularised evolution, schedulers).  Only the two light entry points are
+One file per strategy (random search, regularised evolution, bracket arithmetic, stopping rules); all of them run
+in the one search loop, ``nasmeta.search.loop``.  Only the two light entry points are
 imported here (numpy, no torch), so ``import nasmeta.blackbox`` stays cheap.  ``nasmeta.blackbox.random_search``
 names the function; import the module's other names with ``from nasmeta.blackbox.random_search import ...``.
 """
@@ -8,6 +9,6 @@ names the function; import the module's other names with ``from nasmeta.blackbox
 from __future__ import annotations
 
 from nasmeta.blackbox.evolution import regularized_evolution
-from nasmeta.blackbox.random_search import SearchRecorder, random_search
+from nasmeta.blackbox.random_search import random_search
 
-__all__ = ["SearchRecorder", "random_search", "regularized_evolution"]
+__all__ = ["random_search", "regularized_evolution"]

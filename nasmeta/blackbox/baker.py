@@ -37,6 +37,7 @@ from sklearn.svm import NuSVR
 
 from nasmeta.blackbox.stopping import _curve
 from nasmeta.scheduling import Decision
+from nasmeta.search.context import StopContext
 from nasmeta.transfer.base import Stopper
 
 _PARAM_GRID = {"nusvr__C": [1.0, 10.0, 100.0], "nusvr__nu": [0.25, 0.5, 0.75]}
@@ -164,30 +165,30 @@ class BakerStopper(Stopper):
         if not self.models:
             raise ValueError("baker is not fitted; call fit(meta) first")
 
-    def predictive(self, curve: Sequence[float], context: dict[str, Any]) -> tuple[float, float]:
+    def predictive(self, curve: Sequence[float], context: StopContext) -> tuple[float, float]:
         """Predicted final accuracy and its standard deviation after ``len(curve)`` epochs (``context`` needs
         ``max_epochs`` and, when fitted with them, ``arch`` / ``n_params`` / ``flops``)."""
         self._check_fitted()
         values = _curve(curve)
         tau = len(values)
-        if context.get("max_epochs", self.max_epochs) != self.max_epochs:
+        if context.max_epochs != self.max_epochs:
             raise ValueError(
-                f"baker was fitted on {self.max_epochs}-epoch curves, got max_epochs={context.get('max_epochs')}"
+                f"baker was fitted on {self.max_epochs}-epoch curves, got max_epochs={context.max_epochs}"
             )
         if tau not in self.models:
             raise ValueError(f"no SRM for {tau} observed epochs; fitted for {min(self.models)}..{max(self.models)}")
-        x = self.features(values, context.get("arch"), context.get("n_params"), context.get("flops"))
+        x = self.features(values, context.arch, context.n_params, context.flops)
         gain = float(self.models[tau].predict(x[None, :])[0])
         return float(values[-1]) + gain, self.sigmas[tau]
 
-    def predict_final(self, curve: Sequence[float], context: dict[str, Any]) -> float:
+    def predict_final(self, curve: Sequence[float], context: StopContext) -> float:
         """Predicted final accuracy after ``len(curve)`` epochs."""
         return self.predictive(curve, context)[0]
 
-    def decide(self, curve: Sequence[float], context: dict[str, Any]) -> Decision:
+    def decide(self, curve: Sequence[float], context: StopContext) -> Decision:
         self._check_fitted()
         values = _curve(curve)
-        t, best = len(values), context["best_so_far"]
+        t, best = len(values), context.best_so_far
         if best is None or t < self.min_epochs or t >= self.max_epochs or (t - self.min_epochs) % self.every:
             return Decision.CONTINUE
         mean, sigma = self.predictive(values, context)

@@ -26,7 +26,6 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -34,6 +33,7 @@ from scipy.special import ndtr
 
 from nasmeta.blackbox.stopping import StoppingRule, _curve
 from nasmeta.scheduling import Decision
+from nasmeta.search.context import StopContext
 
 Array = np.ndarray
 
@@ -383,15 +383,15 @@ class DomhanStopper(StoppingRule):
             self._cache.popitem(last=False)
         return result
 
-    def predict_final(self, curve: Sequence[float], context: dict[str, Any]) -> float:
-        """Mean predicted accuracy at ``context["max_epochs"]`` (in the curve's unit); the last observed value
+    def predict_final(self, curve: Sequence[float], context: StopContext) -> float:
+        """Mean predicted accuracy at ``context.max_epochs`` (in the curve's unit); the last observed value
         when no family gives an admissible fit."""
-        ex = self.extrapolation(curve, context["max_epochs"])
+        ex = self.extrapolation(curve, context.max_epochs)
         return float(_curve(curve)[-1]) if ex is None else ex.mean * self.scale
 
-    def decide(self, curve: Sequence[float], context: dict[str, Any]) -> Decision:
+    def decide(self, curve: Sequence[float], context: StopContext) -> Decision:
         values = _curve(curve)
-        t, best, m = len(values), context["best_so_far"], context["max_epochs"]
+        t, best, m = len(values), context.best_so_far, context.max_epochs
         if best is None or t >= m or t < self.min_epochs or (t - self.min_epochs) % self.every:
             return Decision.CONTINUE
         ex = self.extrapolation(values, m)

@@ -16,13 +16,16 @@ Deviations / choices, all documented where they matter:
   floating point floor).
 - A bracket started with fewer configurations than its ``n`` (the tail of a finite pool in replay) keeps
   ``max(1, floor(m eta^-i))`` at rung ``i`` so that the bracket still trains one configuration to ``R``.
-- Promoted configurations resume training (Syne Tune's "pause and resume"); replay charges only the extra
-  epochs.  Li et al. count each rung's budget separately; resuming makes SH/Hyperband cheaper, never dearer.
+- Promoted configurations resume training (Syne Tune's "pause and resume"); only the extra epochs are charged.
+  Li et al. count each rung's budget separately; resuming makes SH/Hyperband cheaper, never dearer.
+
+This module is the bracket arithmetic; the schedulers that run brackets live, on tables and in replay are
+``nasmeta.search.schedulers.SuccessiveHalving`` / ``Hyperband`` / ``ASHAScheduler``.  :func:`successive_halving`
+runs one bracket over a pure ``evaluate(candidate, r)`` function: the reference the schedulers are tested against.
 """
 
 from __future__ import annotations
 
-import abc
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -153,51 +156,3 @@ def resource_to_epochs(r: float, R: float, max_epochs: int) -> int:
     if max_epochs < 1:
         raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
     return int(min(max_epochs, max(1, math.floor(r * max_epochs / R + 0.5))))
-
-
-class RungScheduler(abc.ABC):
-    """Shared parameter handling; ``R=None`` means "the run length in epochs" (minimum resource one epoch)."""
-
-    name: str
-
-    def __init__(self, eta: int = 3, R: float | None = None) -> None:
-        self.eta = _check_eta(eta)
-        self.R = None if R is None else _check_max_resource(R)
-
-    def resolve_max_resource(self, max_epochs: int) -> float:
-        return float(max_epochs) if self.R is None else float(self.R)
-
-    @abc.abstractmethod
-    def schedule(self, max_epochs: int) -> list[Bracket]:
-        """Brackets to cycle through over a pool of runs of ``max_epochs`` epochs."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(eta={self.eta}, R={self.R})"
-
-
-class SuccessiveHalving(RungScheduler):
-    """Successive halving as a search baseline: bracket ``s`` (default ``s_max``, the most aggressive one)
-    repeated over consecutive chunks of the candidate order."""
-
-    name = "sh"
-
-    def __init__(self, eta: int = 3, R: float | None = None, s: int | None = None) -> None:
-        super().__init__(eta, R)
-        if s is not None and (isinstance(s, bool) or not isinstance(s, int) or s < 0):
-            raise ValueError(f"bracket s must be a non-negative integer, got s={s!r}")
-        if s is not None and self.R is not None and s > s_max(self.R, self.eta):
-            raise ValueError(f"bracket s={s} exceeds s_max={s_max(self.R, self.eta)} for R={self.R}")
-        self.s = s
-
-    def schedule(self, max_epochs: int) -> list[Bracket]:
-        R = self.resolve_max_resource(max_epochs)
-        return [bracket(s_max(R, self.eta) if self.s is None else self.s, R, self.eta)]
-
-
-class Hyperband(RungScheduler):
-    """Hyperband: cycle through brackets ``s_max, ..., 0`` (Li et al. 2018)."""
-
-    name = "hyperband"
-
-    def schedule(self, max_epochs: int) -> list[Bracket]:
-        return hyperband_brackets(self.resolve_max_resource(max_epochs), self.eta)

@@ -1,8 +1,9 @@
 """Per-epoch stopping rules and the context every stopper decides on.
 
 A stopper answers ``decide(curve, context) -> Decision`` after each epoch of a run (``curve`` = validation
-accuracy per epoch so far, in the store's unit, percent).  The same call serves a live search (through the
-trainer's ``should_stop``) and the replay of stored curves (``nasmeta.evaluation.replay``); the transfer role
+accuracy per epoch so far, in the store's unit, percent; ``context`` a typed
+:class:`~nasmeta.search.context.StopContext`).  The search loop asks it through a ``StoppingScheduler``, the same
+way on live training, on tables and in the replay of stored curves; the transfer role
 ``nasmeta.transfer.base.Stopper`` has the same signature, so LCRankNet plugs in unchanged.
 
 Rules here:
@@ -25,66 +26,9 @@ from typing import Any
 import numpy as np
 
 from nasmeta.scheduling import Decision
+from nasmeta.search.context import StopContext, stop_context
 
-#: keys of the context dict a stopper receives; producers fill all of them (None where unknown)
-CONTEXT_KEYS = (
-    "epoch",  # int: epochs trained so far (= len(curve))
-    "max_epochs",  # int: epochs the run would train without stopping
-    "task_id",  # str | None
-    "run_id",  # str | None
-    "arch",  # nasmeta.spaces.Architecture | None
-    "n_params",  # int | None: of the network built for this task
-    "flops",  # int | None
-    "best_so_far",  # float | None: best final validation accuracy among completed runs
-    "best_curve",  # np.ndarray | None: that run's full curve
-    "best_arch",  # Architecture | None: that run's architecture
-    "completed_curves",  # np.ndarray [k, max_epochs]: full curves of the completed runs (k may be 0)
-    "completed_archs",  # list[Architecture | None], aligned with completed_curves
-)
-
-
-def stop_context(
-    *,
-    epoch: int,
-    max_epochs: int,
-    completed_curves: np.ndarray | Sequence[Sequence[float]] | None = None,
-    completed_archs: Sequence[Any] | None = None,
-    completed_finals: Sequence[float] | None = None,
-    task_id: str | None = None,
-    run_id: str | None = None,
-    arch: Any = None,
-    n_params: int | None = None,
-    flops: int | None = None,
-) -> dict[str, Any]:
-    """Build the context dict (see ``CONTEXT_KEYS``); the best run is the completed run with the highest
-    final value (``completed_finals``, default: the last curve value)."""
-    if epoch < 1 or max_epochs < epoch:
-        raise ValueError(f"need 1 <= epoch <= max_epochs, got epoch={epoch}, max_epochs={max_epochs}")
-    curves = np.zeros((0, max_epochs)) if completed_curves is None else np.asarray(completed_curves, dtype=float)
-    if curves.size == 0:
-        curves = curves.reshape(0, max_epochs)
-    if curves.ndim != 2 or curves.shape[1] != max_epochs:
-        raise ValueError(f"completed_curves must have shape [k, {max_epochs}], got {curves.shape}")
-    archs = [None] * len(curves) if completed_archs is None else list(completed_archs)
-    finals = curves[:, -1] if completed_finals is None else np.asarray(completed_finals, dtype=float)
-    if len(archs) != len(curves) or len(finals) != len(curves):
-        raise ValueError("completed_curves, completed_archs and completed_finals must have the same length")
-    best = int(np.argmax(finals)) if len(finals) else None
-    return {
-        "epoch": int(epoch),
-        "max_epochs": int(max_epochs),
-        "task_id": task_id,
-        "run_id": run_id,
-        "arch": arch,
-        "n_params": n_params,
-        "flops": flops,
-        "best_so_far": None if best is None else float(finals[best]),
-        "best_curve": None if best is None else curves[best],
-        "best_arch": None if best is None else archs[best],
-        "completed_curves": curves,
-        "completed_archs": archs,
-    }
-
+__all__ = ["MedianStoppingRule", "NoTermination", "PercentileRule", "StopContext", "StoppingRule", "stop_context"]
 
 def _curve(curve: Sequence[float]) -> np.ndarray:
     values = np.asarray(curve, dtype=float)
@@ -105,7 +49,7 @@ class StoppingRule(abc.ABC):
         return self
 
     @abc.abstractmethod
-    def decide(self, curve: Sequence[float], context: dict[str, Any]) -> Decision:
+    def decide(self, curve: Sequence[float], context: StopContext) -> Decision:
         """``CONTINUE`` or ``STOP`` after ``len(curve)`` epochs."""
 
 
@@ -114,7 +58,7 @@ class NoTermination(StoppingRule):
 
     name = "none"
 
-    def decide(self, curve: Sequence[float], context: dict[str, Any]) -> Decision:
+    def decide(self, curve: Sequence[float], context: StopContext) -> Decision:
         _curve(curve)
         return Decision.CONTINUE
 
@@ -137,10 +81,10 @@ class MedianStoppingRule(StoppingRule):
         self.grace_period = grace_period
         self.min_samples = min_samples
 
-    def decide(self, curve: Sequence[float], context: dict[str, Any]) -> Decision:
+    def decide(self, curve: Sequence[float], context: StopContext) -> Decision:
         values = _curve(curve)
         s = len(values)
-        completed = context["completed_curves"]
+        completed = context.completed_curves
         if s < self.grace_period or len(completed) < self.min_samples:
             return Decision.CONTINUE
         running_means = np.asarray(completed, dtype=float)[:, :s].mean(axis=1)
@@ -164,10 +108,10 @@ class PercentileRule(StoppingRule):
         self.grace_period = grace_period
         self.min_samples = min_samples
 
-    def decide(self, curve: Sequence[float], context: dict[str, Any]) -> Decision:
+    def decide(self, curve: Sequence[float], context: StopContext) -> Decision:
         values = _curve(curve)
         s = len(values)
-        completed = context["completed_curves"]
+        completed = context.completed_curves
         if s < self.grace_period or len(completed) < self.min_samples:
             return Decision.CONTINUE
         threshold = np.percentile(np.asarray(completed, dtype=float)[:, s - 1], self.percentile)

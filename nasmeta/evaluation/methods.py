@@ -57,14 +57,14 @@ def _percentile(train: Any = None, **params: Any) -> Any:
 
 @register_method("sh")
 def _sh(train: Any = None, **params: Any) -> Any:
-    from nasmeta.blackbox.hyperband import SuccessiveHalving
+    from nasmeta.search.schedulers import SuccessiveHalving
 
     return SuccessiveHalving(**params)
 
 
 @register_method("hyperband")
 def _hyperband(train: Any = None, **params: Any) -> Any:
-    from nasmeta.blackbox.hyperband import Hyperband
+    from nasmeta.search.schedulers import Hyperband
 
     return Hyperband(**params)
 

@@ -1,21 +1,17 @@
-"""Replay of a random search over one dataset's stored runs: no training, every decision on stored curve prefixes.
+"""Replay of a search over one dataset's stored runs: no training, every decision on stored curve prefixes.
 
 The candidate order is a seeded random permutation of the task's runs (sorted by run id first, so the order
-depends only on the seed and the set of runs), the same for every method at a given seed.  Two replay loops:
+depends only on the seed and the set of runs), the same for every method at a given seed.  The replay is the search
+loop itself (:func:`nasmeta.search.loop.run_search`) with a ``FixedOrderSearcher`` over that order, the method as
+its scheduler and a ``StoredCurveEvaluator``: a stopping rule (``none``, ``median``, ``percentile``, ``domhan``,
+``baker``, LCRankNet, anything with ``decide(curve, context)``) is asked after each epoch before the last; successive
+halving / Hyperband / ASHA pause runs at their rungs and resume the promoted ones (only the extra epochs are
+charged) exactly as they do on live training.
 
-- **sequential** (stopping rules and stoppers: ``none``, ``median``, ``percentile``, ``domhan``, ``baker``,
-  LCRankNet, anything with ``decide(curve, context) -> Decision``): runs are trained one after the other; after
-  each epoch ``t < T`` the method sees ``curve[:t]`` and the context of ``nasmeta.blackbox.stopping`` (best
-  final accuracy so far, the completed runs' curves, the run's architecture); ``STOP`` ends the run, which then
-  never counts as a candidate; a run that reaches ``T`` epochs is completed and may become the best.
-- **rung-based** (``SuccessiveHalving`` / ``Hyperband``): brackets take their runs from the front of the same
-  order and cycle until the order is exhausted; a rung ranks its members by the stored accuracy at the rung's
-  epoch and promotes the top ``n_{i+1}``; promoted runs resume (only the extra epochs are charged).
-
-Outputs (per method, task, seed): the picked run (the completed run with the best final validation accuracy),
-``regret_val`` = best final validation accuracy among *all* runs of the task minus the pick's, ``regret_test``
-the same for test accuracy (best test among all runs minus the pick's test accuracy), and the cost: epochs
-and seconds actually trained (from the stored per-epoch seconds).
+Outputs (per method, task, seed): the picked run (the completed run with the best final validation accuracy,
+earliest in the order on ties), ``regret_val`` = best final validation accuracy among *all* runs of the task minus
+the pick's, ``regret_test`` the same for test accuracy, and the cost: epochs and seconds actually trained (from the
+stored per-epoch seconds).
 """
 
 from __future__ import annotations
@@ -26,11 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from nasmeta.blackbox.hyperband import RungScheduler, resource_to_epochs, successive_halving
-from nasmeta.blackbox.stopping import stop_context
 from nasmeta.evaluation.metrics import regret
 from nasmeta.evaluation.runs import ReplayRun, check_task_runs
-from nasmeta.scheduling import Decision
 
 
 @dataclass(frozen=True)
@@ -77,66 +70,15 @@ def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def replay_sequential(order: Sequence[ReplayRun], stopper: Any) -> dict[str, int]:
-    """Train the runs one after the other; ``stopper.decide`` after every epoch before the last.  Returns the
-    epochs each run was trained, in order."""
-    T = check_task_runs(order)
-    completed: list[ReplayRun] = []
-    curves = np.zeros((0, T))
-    trained: dict[str, int] = {}
-    for run in order:
-        stopped_at = T
-        for t in range(1, T):
-            context = stop_context(
-                epoch=t,
-                max_epochs=T,
-                completed_curves=curves,
-                completed_archs=[r.arch for r in completed],
-                completed_finals=[r.final_val_acc for r in completed],
-                task_id=run.task_id,
-                run_id=run.run_id,
-                arch=run.arch,
-                n_params=run.n_params,
-                flops=run.flops,
-            )
-            decision = stopper.decide(run.curve[:t], context)
-            if decision is Decision.STOP:
-                stopped_at = t
-                break
-            if decision is not Decision.CONTINUE:
-                raise ValueError(
-                    f"sequential replay accepts CONTINUE or STOP, got {decision!r} from {type(stopper).__name__}"
-                )
-        trained[run.run_id] = stopped_at
-        if stopped_at == T:
-            completed.append(run)
-            curves = np.vstack([curves, run.curve[None, :]])
-            curves.setflags(write=False)  # stoppers see it through the context; they must not edit history
-    return trained
+def as_scheduler(method: Any) -> Any:
+    """``method`` as a scheduler: a ``Scheduler`` as it is, a stopping rule (``decide``) wrapped per epoch."""
+    from nasmeta.search.schedulers import Scheduler, StoppingScheduler
 
-
-def replay_rungs(order: Sequence[ReplayRun], scheduler: RungScheduler) -> dict[str, int]:
-    """Successive halving / Hyperband over the order: each bracket takes the next ``n`` runs.  Returns the
-    epochs each run was trained, in order of first training."""
-    T = check_task_runs(order)
-    brackets = scheduler.schedule(T)
-    R = scheduler.resolve_max_resource(T)
-    by_id = {r.run_id: r for r in order}
-    trained: dict[str, int] = {}
-    position, k = 0, 0
-    while position < len(order):
-        bracket = brackets[k % len(brackets)]
-        k += 1
-        members = [r.run_id for r in order[position : position + bracket.n]]
-        position += len(members)
-
-        def evaluate(run_id: str, r: float) -> float:
-            epochs = resource_to_epochs(r, R, T)
-            trained[run_id] = max(trained.get(run_id, 0), epochs)
-            return float(by_id[run_id].curve[epochs - 1])
-
-        successive_halving(members, bracket, evaluate)
-    return trained
+    if isinstance(method, Scheduler):
+        return method
+    if callable(getattr(method, "decide", None)):
+        return StoppingScheduler(method)
+    raise ValueError(f"cannot replay {type(method).__name__}: it is neither a Scheduler nor has decide()")
 
 
 def replay(
@@ -147,26 +89,37 @@ def replay(
     name: str | None = None,
     n_runs: int | None = None,
 ) -> ReplayOutcome:
-    """Replay ``method`` (a ``RungScheduler`` or anything with ``decide``) on one task's runs for one order."""
-    T = check_task_runs(runs)
+    """Replay ``method`` (a scheduler, or a stopping rule with ``decide``) on one task's runs for one order."""
+    from nasmeta.search.loop import run_search
+    from nasmeta.search.searchers import FixedOrderSearcher
+    from nasmeta.search.stored import StoredCurveEvaluator
+
+    check_task_runs(runs)
     task_id = runs[0].task_id
     order = replay_order(runs, seed, n_runs)
-    if isinstance(method, RungScheduler):
-        trained = replay_rungs(order, method)
-    elif callable(getattr(method, "decide", None)):
-        trained = replay_sequential(order, method)
-    else:
-        raise ValueError(f"cannot replay {type(method).__name__}: it is neither a RungScheduler nor has decide()")
+    scheduler = as_scheduler(method)
+    evaluator = StoredCurveEvaluator(order)
+    T = evaluator.max_epochs
+    result = run_search(
+        FixedOrderSearcher(order),
+        evaluator,
+        len(order),
+        scheduler,
+        seed=seed,
+        method="replay",
+        task_id=task_id,
+        require_result=False,
+    )
+    best = result.extra["best_index"]
+    picked_id = None if best is None else result.history[best].extra["run_id"]
+    trained = {t["run_id"]: t["epochs"] for t in result.extra["trials"]}
     by_id = {r.run_id: r for r in runs}
-    # the pick: the fully trained run with the best final validation accuracy (earliest in the order on ties)
-    picked = max((by_id[rid] for rid, e in trained.items() if e == T), key=lambda r: r.final_val_acc, default=None)
+    picked = None if picked_id is None else by_id[picked_id]
     oracle_val = max(r.final_val_acc for r in runs)
     tests = [r.final_test_acc for r in runs if r.final_test_acc is not None]
     oracle_test = max(tests) if tests else float("nan")
     picked_val = float("nan") if picked is None else picked.final_val_acc
     picked_test = float("nan") if picked is None else _nan_if_none(picked.final_test_acc)
-    epochs = sum(trained.values())
-    seconds = sum(by_id[rid].seconds_until(e) for rid, e in trained.items())
     return ReplayOutcome(
         method=name or getattr(method, "name", type(method).__name__),
         task_id=task_id,
@@ -178,8 +131,8 @@ def replay(
         oracle_test_acc=float(oracle_test),
         regret_val=regret(oracle_val, picked_val),
         regret_test=regret(oracle_test, picked_test),
-        epochs=int(epochs),
-        seconds=float(seconds),
+        epochs=int(sum(trained.values())),
+        seconds=float(sum(by_id[rid].seconds_until(e) for rid, e in trained.items())),
         n_runs=len(trained),
         n_completed=sum(1 for e in trained.values() if e == T),
         n_stopped=sum(1 for e in trained.values() if e < T),

@@ -20,7 +20,7 @@ Early termination (the ``Stopper`` role): after epoch ``t`` of a run (``min_epoc
 stopped when its predicted probability of beating the best completed run so far,
 ``p = sigmoid(f(current partial curve) - f(best run's complete curve))``, is ``<= delta``.  The same
 ``decide(curve, context)`` serves the replay of stored curves (``nasmeta.evaluation.replay``) and live training
-(:meth:`LCRankNet.as_should_stop` gives the trainer's ``should_stop``).
+(the search loop asks it through a ``StoppingScheduler``, live and in replay alike).
 
 Choices and deviations, stated:
 
@@ -35,7 +35,7 @@ Choices and deviations, stated:
   and the max runs only over windows that end at an observed epoch, so a 1-epoch curve is encoded too and no
   value after the last observed epoch is ever read.
 - **Run features of the best run.**  The stop context names the best run's architecture but not its parameter
-  count or FLOPs; they are taken from ``context["best_n_params"]`` / ``["best_flops"]`` when present, else from
+  count or FLOPs; they are taken from ``context.best_n_params`` / ``best_flops`` when present, else from
   the values this stopper was shown for that (task, architecture) earlier in the search, else the training mean.
 - **Curves** are read in the store's unit (percent), divided by 100 and standardised by the mean and standard
   deviation of all training curve values (stored with the weights).
@@ -55,7 +55,7 @@ import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -64,8 +64,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasmeta.blackbox.stopping import _curve, stop_context
+from nasmeta.blackbox.stopping import _curve
 from nasmeta.scheduling import Decision
+from nasmeta.search.context import StopContext
 from nasmeta.transfer.base import Stopper
 
 __all__ = ["LCRankNet", "LCRankNetModel"]
@@ -454,14 +455,14 @@ class LCRankNet(Stopper):
             return model.dataset_embedding.weight[self.task_ids.index(task_id)].detach()
         return model.dataset_embedding.weight.detach().mean(dim=0)
 
-    def target_vector(self, context: dict[str, Any]) -> torch.Tensor:
+    def target_vector(self, context: StopContext) -> torch.Tensor:
         """The embedding for ``context``'s task during a search: a source dataset's own; for any other task the
         mean source embedding, fitted to the completed runs of the context when there are two or more of
         different final accuracy and ``adapt_steps > 0`` (see the module docstring).  A pure function of the
         context: the fit is cached by the completed set, never carried from one search to the next."""
-        task = context.get("task_id")
-        curves = np.asarray(context.get("completed_curves", np.zeros((0, 1))), dtype=float)
-        archs = list(context.get("completed_archs") or [])
+        task = context.task_id
+        curves = np.asarray(context.completed_curves, dtype=float)
+        archs = list(context.completed_archs or [])
         if (
             self.adapt_steps == 0
             or task in self.task_ids
@@ -505,32 +506,32 @@ class LCRankNet(Stopper):
         return vector.detach().clone()
 
     # -- scoring -----------------------------------------------------------------------------------------------------
-    def _remember(self, context: dict[str, Any]) -> None:
-        arch = context.get("arch")
-        if arch is not None and (context.get("n_params") or context.get("flops")):
-            self._seen[(context.get("task_id"), arch.arch_id)] = (context.get("n_params"), context.get("flops"))
+    def _remember(self, context: StopContext) -> None:
+        arch = context.arch
+        if arch is not None and (context.n_params or context.flops):
+            self._seen[(context.task_id, arch.arch_id)] = (context.n_params, context.flops)
 
     def _score_contexts(
-        self, curves: Sequence[Sequence[float]], contexts: Sequence[dict[str, Any]], vectors: torch.Tensor
+        self, curves: Sequence[Sequence[float]], contexts: Sequence[StopContext], vectors: torch.Tensor
     ) -> np.ndarray:
         values = [_curve(c) for c in curves]
         budgets = []
         for v, ctx in zip(values, contexts, strict=True):
-            budget = ctx.get("max_epochs") or len(v)
+            budget = ctx.max_epochs or len(v)
             if len(v) > budget:
                 raise ValueError(f"a curve of {len(v)} epochs exceeds its max_epochs={budget}")
             budgets.append(budget)
         items = _Items(
-            [self._tokens(ctx.get("arch")) for ctx in contexts],
+            [self._tokens(ctx.arch) for ctx in contexts],
             values,
             budgets,
-            [self._sizes(ctx.get("n_params"), ctx.get("flops")) for ctx in contexts],
+            [self._sizes(ctx.n_params, ctx.flops) for ctx in contexts],
         )
         with torch.no_grad(), self._threads():
             out = self._scores(items, torch.arange(len(values)), items.lengths, vectors)
         return out.numpy().astype(float)
 
-    def scores(self, curves: Sequence[Sequence[float]], contexts: Sequence[dict[str, Any]]) -> np.ndarray:
+    def scores(self, curves: Sequence[Sequence[float]], contexts: Sequence[StopContext]) -> np.ndarray:
         """``f(x)`` of each partial curve with its context (``arch``, ``max_epochs``, ``task_id``, ``n_params``,
         ``flops``); higher = more likely to end better.  Only differences within one dataset are meaningful.  An
         unseen task uses the mean source embedding."""
@@ -539,101 +540,55 @@ class LCRankNet(Stopper):
             raise ValueError(f"got {len(curves)} curves but {len(contexts)} contexts")
         if not len(curves):
             return np.zeros(0)
-        vectors = torch.stack([self.dataset_vector(ctx.get("task_id")) for ctx in contexts])
+        vectors = torch.stack([self.dataset_vector(ctx.task_id) for ctx in contexts])
         return self._score_contexts(curves, contexts, vectors)
 
-    def score(self, curve: Sequence[float], context: dict[str, Any]) -> float:
+    def score(self, curve: Sequence[float], context: StopContext) -> float:
         """``f(x)`` of one partial curve (see :meth:`scores`)."""
         return float(self.scores([curve], [context])[0])
 
-    def predict_final(self, curve: Sequence[float], context: dict[str, Any]) -> float:
+    def predict_final(self, curve: Sequence[float], context: StopContext) -> float:
         """The ranking score ``f(x)`` -- not an accuracy, only its order within a dataset means something; named so
         that ``nasmeta.evaluation.lodo.partial_curve_evaluator`` can rank runs with it."""
         return self.score(curve, context)
 
-    def probability_better(self, curve: Sequence[float], context: dict[str, Any]) -> float | None:
+    def probability_better(self, curve: Sequence[float], context: StopContext) -> float | None:
         """``p = sigmoid(f(curve) - f(best run's complete curve))`` on the search's dataset embedding
         (:meth:`target_vector`); None when no run has completed yet."""
         self._check_fitted()
         self._remember(context)
-        best_curve = context.get("best_curve")
-        if best_curve is None or context.get("best_so_far") is None:
+        best_curve = context.best_curve
+        if best_curve is None or context.best_so_far is None:
             return None
-        task, best_arch = context.get("task_id"), context.get("best_arch")
+        task, best_arch = context.task_id, context.best_arch
         if best_arch is None:
             raise ValueError("lcranknet needs the architecture of the best run; the context has best_arch=None")
         seen = self._seen.get((task, best_arch.arch_id), (None, None))
-        best_context = {
-            "arch": best_arch,
-            "max_epochs": len(best_curve),
-            "task_id": task,
-            "n_params": context.get("best_n_params", seen[0]),
-            "flops": context.get("best_flops", seen[1]),
-        }
+        best_context = StopContext(
+            epoch=len(best_curve),
+            max_epochs=len(best_curve),
+            task_id=task,
+            arch=best_arch,
+            n_params=context.best_n_params if context.best_n_params is not None else seen[0],
+            flops=context.best_flops if context.best_flops is not None else seen[1],
+        )
         vector = self.target_vector(context)
         f_now, f_best = self._score_contexts([curve, best_curve], [context, best_context], vector.expand(2, -1))
         return float(1.0 / (1.0 + math.exp(-(f_now - f_best))))
 
     # -- the stopper role --------------------------------------------------------------------------------------------
-    def decide(self, curve: Sequence[float], context: dict[str, Any]) -> Decision:
+    def decide(self, curve: Sequence[float], context: StopContext) -> Decision:
         """``STOP`` when ``p(beats the best so far) <= delta`` after at least ``min_epochs`` epochs, before the last."""
         values = _curve(curve)
         self._check_fitted()
         self._remember(context)  # the sizes of a run that may become the best
-        t, T = len(values), context.get("max_epochs")
+        t, T = len(values), context.max_epochs
         if t < self.min_epochs or (T is not None and t >= T):
             return Decision.CONTINUE
         p = self.probability_better(values, context)
         if p is None:
             return Decision.CONTINUE
         return Decision.STOP if p <= self.delta else Decision.CONTINUE
-
-    def as_should_stop(
-        self,
-        *,
-        max_epochs: int,
-        arch: Any,
-        task_id: str | None = None,
-        n_params: int | None = None,
-        flops: int | None = None,
-        completed_curves: Sequence[Sequence[float]] | np.ndarray | None = None,
-        completed_archs: Sequence[Any] | None = None,
-        completed_finals: Sequence[float] | None = None,
-        metric: str = "val_acc",
-    ) -> Callable[[list[dict[str, Any]]], bool]:
-        """The trainer's ``should_stop`` (``nasmeta.training.train(..., should_stop=...)``) for one run of a live
-        search: it reads ``metric`` from the per-epoch rows and asks :meth:`decide` with the completed runs given
-        here (their full ``max_epochs``-epoch curves, architectures and, optionally, final accuracies)."""
-        self._check_fitted()
-        _positive_int("max_epochs", max_epochs)
-        self._tokens(arch)
-        stop_context(  # validates the completed runs now, not at the first epoch
-            epoch=1,
-            max_epochs=max_epochs,
-            completed_curves=completed_curves,
-            completed_archs=completed_archs,
-            completed_finals=completed_finals,
-        )
-
-        def should_stop(rows: list[dict[str, Any]]) -> bool:
-            missing = [k for k, row in enumerate(rows) if row.get(metric) is None]
-            if missing:
-                raise ValueError(f"epoch row(s) {missing} lack {metric!r}")
-            curve = [float(row[metric]) for row in rows]
-            context = stop_context(
-                epoch=len(curve),
-                max_epochs=max_epochs,
-                completed_curves=completed_curves,
-                completed_archs=completed_archs,
-                completed_finals=completed_finals,
-                task_id=task_id,
-                arch=arch,
-                n_params=n_params,
-                flops=flops,
-            )
-            return self.decide(curve, context) is Decision.STOP
-
-        return should_stop
 
     # -- persistence -------------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

@@ -426,9 +426,10 @@ def _records_from_meta(meta: Any, label: str, config_hash: str | None) -> list[T
 
 
 class TAPScoreEvaluator(Evaluator):
-    """An evaluator whose "accuracy" is the TAP prediction (no training, zero simulated cost; ``epochs`` = 0)."""
+    """An evaluator whose "accuracy" is the TAP prediction (no training, zero simulated cost; one lookup, reported
+    as ``epochs`` = 0)."""
 
-    max_epochs = 0
+    max_epochs = 1
 
     def __init__(self, tapas: TAPAS, task: Any) -> None:
         self.tapas = tapas
@@ -462,7 +463,7 @@ def tapas_search(
     seconds, the evaluated architectures' predicted scores) and the source selection.
     """
     from nasmeta.blackbox import regularized_evolution
-    from nasmeta.blackbox.random_search import SearchRecorder, check_budget
+    from nasmeta.search.recorder import SearchRecorder, check_budget
 
     n_evaluations = check_budget(n_evaluations)
     n_predictions = check_budget(n_predictions)
