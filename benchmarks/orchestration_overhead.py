@@ -29,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from flows.collect import collect_metadata, plan_architectures
-    from flows.common import build_seeded, resolve_task_spec
-    from nasmeta.training import TrainConfig, train
+    from flows.common import resolve_task_spec
+    from nasmeta.training import TrainConfig, build_model, train
 
     tasks = args.tasks.split(",")
     size = {"C": 8, "N": 1}
@@ -50,7 +50,7 @@ def main() -> None:
         for name in tasks:
             data = resolve_task_spec(name).load()
             for arch in archs:
-                model = build_seeded(arch, data, size, 0)
+                model = build_model(arch, data, size, 0)
                 result = train(model, data, config)
                 run_seconds.append(result.seconds)
         loop = time.perf_counter() - start
