@@ -10,7 +10,6 @@ is stored as failed with its reason and the flow goes on with the others.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.common import (
     TaskRunnerName,
-    build_seeded,
     make_task_runner,
     open_store,
     resolve_task_spec,
@@ -44,7 +42,8 @@ class CollectParams(BaseModel):
     epochs: int = Field(3, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     train: dict[str, Any] = Field(default_factory=dict)
-    size: dict[str, Any] = Field(default_factory=lambda: {"C": 8, "N": 1})
+    #: network size for ``space.build``; None: the default budget's size for the space (``nasmeta.budget``)
+    size: dict[str, Any] | None = None
     samples_per_class: int | None = Field(None, ge=2)
     landmarkers: bool = True
     landmarker_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
@@ -72,6 +71,11 @@ class CollectParams(BaseModel):
         from nasmeta.training import TrainConfig
 
         return TrainConfig(**{"epochs": self.epochs, **self.train})
+
+    def network_size(self) -> dict[str, Any]:
+        from nasmeta.budget import resolve_budget
+
+        return dict(self.size) if self.size is not None else resolve_budget("default").network_size(self.space)
 
 
 def plan_architectures(space_name: str, n_archs: int, seed: int, explicit: list[str] | None = None) -> list[Any]:
@@ -122,7 +126,24 @@ def landmarker_task(task_name: str, samples_per_class: int | None, seeds: list[i
     return spec.task_id
 
 
-@task(name="train-run", retries=1, retry_delay_seconds=1, tags=["gpu"], persist_result=False)
+def _train_run_name() -> str:
+    """``train <task> <arch id> s<seed>``: readable task-run names in the Prefect UI."""
+    from prefect.runtime import task_run
+
+    from nasmeta.spaces import Architecture
+
+    p = task_run.parameters
+    return f"train {p['task_name']} {Architecture.from_json(p['arch_json']).arch_id} s{p['seed']}"
+
+
+@task(
+    name="train-run",
+    retries=1,
+    retry_delay_seconds=1,
+    tags=["gpu"],
+    persist_result=False,
+    task_run_name=_train_run_name,
+)
 def train_run(
     task_name: str,
     samples_per_class: int | None,
@@ -136,7 +157,7 @@ def train_run(
     """Train one architecture on one task with one seed; store the run and its curve; never raise for a bad run."""
     from nasmeta.data.store_import import architecture_row, training_rows
     from nasmeta.spaces import Architecture
-    from nasmeta.training import TrainConfig, TrainResult, train
+    from nasmeta.training import TrainConfig, TrainResult, train_architecture
 
     store = open_store(store_root)
     arch = Architecture.from_json(arch_json)
@@ -146,25 +167,7 @@ def train_run(
     params = {"arch_str": str(arch), "config_hash": config.config_hash(), **config.model_dump(mode="json"), **size}
 
     def run(reporter: Any) -> TrainResult:
-        start = time.perf_counter()
-        try:
-            data = spec.load()
-            model = build_seeded(arch, data, size, seed)
-            return train(model, data, config.with_(seed=seed), reporter)
-        except Exception as error:  # a corrupt task or an unbuildable arch is a failed run, not a dead flow
-            return TrainResult(
-                status="failed",
-                error=f"{type(error).__name__}: {error}",
-                curve=[],
-                final_val_acc=float("nan"),
-                final_test_acc=float("nan"),
-                epochs_done=0,
-                seconds=time.perf_counter() - start,
-                n_params=0,
-                flops=0,
-                device="unknown",
-                config_hash=config.config_hash(),
-            )
+        return train_architecture(arch, spec, config, size=size, seed=seed, reporter=reporter).result
 
     mlflow_run_id = None
     if parent is not None:
@@ -306,7 +309,7 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
                 arch.to_json(),
                 seed,
                 config.model_dump(mode="json"),
-                params.size,
+                params.network_size(),
                 store_root,
                 parent,
             )

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any, Literal
 
 from metadata_store import MetadataStore
 from nasmeta import config
 
 TaskRunnerName = Literal["threads", "dask"]
-
-# model initialisation draws from torch's global RNG; threads building at once would interleave their draws.
-# (Kept here, not in a flow module: a task function pickled by value for Dask must not reference a lock.)
-_BUILD_LOCK = threading.Lock()
-
-
-def build_seeded(arch: Any, data: Any, size: dict[str, Any], seed: int) -> Any:
-    """``space.build`` for ``data``'s classes and input shape, initialised from ``seed`` (thread-safe)."""
-    from nasmeta.spaces import get_space
-    from nasmeta.training import seed_everything
-
-    with _BUILD_LOCK:
-        seed_everything(seed)
-        return get_space(arch.space).build(arch, data.num_classes, data.input_shape, **size)
-
 
 def open_store(root: str | None = None) -> MetadataStore:
     """The store at ``root`` (default ``$NASMETA_HOME/store``); a root that is a file raises ``ValueError``."""

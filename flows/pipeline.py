@@ -12,44 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, ConfigDict, Field
 
 from flows.collect import collect_metadata
-from flows.search import BUDGETS, resolve_budget, search_target
+from flows.search import check_methods, search_target
 from flows.transfer import train_transfer
+from nasmeta.budget import Budget, resolve_budget
 
 DEFAULT_SOURCES = ["digits-0to4", "digits-even", "digits-odd", "digits-rot30"]
-
-
-class CollectBudget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    n_archs: int = Field(16, ge=1)
-    epochs: int = Field(8, ge=1)
-    samples_per_class: int | None = Field(None, ge=2)
-    landmarker_seeds: list[int] = Field(default_factory=lambda: [0])
-    transfer: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"tapas": {"epochs": 30}, "lcranknet": {"steps": 200}}
-    )
-
-
-COLLECT_BUDGETS = {
-    "micro": CollectBudget(
-        n_archs=2,
-        epochs=2,
-        samples_per_class=30,
-        transfer={"tapas": {"epochs": 2}, "lcranknet": {"steps": 5}},
-    ),
-    "default": CollectBudget(),
-    "paper": CollectBudget(n_archs=200, epochs=50, landmarker_seeds=[0, 1, 2], transfer={}),
-}
 
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(
     target: str = "digits-5to9",
     sources: list[str] | None = None,
-    budget: str = "default",
+    budget: str | dict[str, Any] | Budget = "default",
     space: str = "nb201",
     methods: list[str] | None = None,
     seed: int = 0,
@@ -57,35 +33,42 @@ def pipeline(
     track: bool = True,
 ) -> dict[str, Any]:
     """The end-to-end job; returns the stage summaries and the comparison table."""
+    from flows.common import resolve_task_spec
+    from nasmeta.data.tasks import get_task
+    from nasmeta.spaces import get_space
+
     logger = get_run_logger()
-    if budget not in COLLECT_BUDGETS:
-        raise ValueError(f"unknown budget {budget!r}; expected one of {', '.join(COLLECT_BUDGETS)}")
+    budget_obj = resolve_budget(budget)
     sources = list(sources or DEFAULT_SOURCES)
+    # everything a user can get wrong is checked before the first run trains
+    get_space(space)
+    for name in [target, *sources]:
+        get_task(name)
     if target in sources:
         raise ValueError(f"target {target!r} is also a source task; leave it out of sources")
-    collect_budget = COLLECT_BUDGETS[budget]
-    search_budget = resolve_budget(budget)
-    train = {**search_budget.train}
+    methods = check_methods(methods, space)
 
     collected = collect_metadata(
         tasks=sources,
         space=space,
-        n_archs=collect_budget.n_archs,
-        epochs=collect_budget.epochs,
+        n_archs=budget_obj.n_archs,
+        epochs=budget_obj.collect_epochs,
         seeds=[seed],
-        train=train,
-        size=search_budget.size,
-        samples_per_class=collect_budget.samples_per_class,
-        landmarker_seeds=collect_budget.landmarker_seeds,
+        train=dict(budget_obj.train),
+        size=budget_obj.network_size(space),
+        samples_per_class=budget_obj.samples_per_class,
+        landmarker_seeds=budget_obj.landmarker_seeds,
         store=store,
         track=track,
     )
     logger.info("collected: %s", {k: collected[k] for k in ("planned", "skipped", "completed", "failed")})
 
-    from flows.common import resolve_task_spec
+    target_id = resolve_task_spec(target, budget_obj.samples_per_class).task_id
+    from nasmeta.transfer.registry import component_class, component_names
 
-    target_id = resolve_task_spec(target, search_budget.samples_per_class).task_id
-    fitted = train_transfer(params=collect_budget.transfer, holdout=target_id, store=store, track=track)
+    usable = [n for n in component_names() if component_class(n).spaces is None or space in component_class(n).spaces]
+    params = {n: p for n, p in budget_obj.transfer.items() if n in usable}
+    fitted = train_transfer(usable, params=params, holdout=target_id, store=store, track=track)
     components = {name: o["path"] for name, o in fitted.items() if o["status"] == "completed"}
     transfer_failures = {name: o["error"] for name, o in fitted.items() if o["status"] != "completed"}
 
@@ -93,7 +76,7 @@ def pipeline(
         task=target,
         space=space,
         methods=methods,
-        budget=budget,
+        budget=budget_obj,
         seed=seed,
         components=components,
         holdout=True,
@@ -104,7 +87,7 @@ def pipeline(
         "target": target,
         "target_task_id": target_id,
         "sources": sources,
-        "budget": budget,
+        "budget": budget_obj.name,
         "collect": {k: collected[k] for k in ("planned", "skipped", "trained", "completed", "failed")},
         "transfer": {n: o["status"] for n, o in fitted.items()},
         "transfer_failures": transfer_failures,
@@ -117,5 +100,3 @@ def pipeline(
         logger.warning("pipeline finished with failures: methods %s, components %s", failed_methods, transfer_failures)
     return summary
 
-
-assert set(COLLECT_BUDGETS) == set(BUDGETS)

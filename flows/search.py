@@ -17,173 +17,117 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field
 
 from flows.common import open_store, resolve_task_spec, task_row, tracking_enabled
+from nasmeta.budget import Budget, resolve_budget
 
 EXPERIMENT = "nasmeta-search"
-METHODS = ("zeroshot", "oneshot-darts", "transfer-tapas", "transfer-lcranknet", "blackbox-re")
 
 
-class SearchBudget(BaseModel):
-    """How much each method may spend; the presets are in :data:`BUDGETS`."""
+def check_methods(methods: list[str] | None, space: str) -> list[str]:
+    """The methods to run (default: the registry's default methods for ``space``); each is validated (unknown
+    names, schedulers, spaces) before anything runs."""
+    from nasmeta.search.registry import default_methods, parse_method
 
-    model_config = ConfigDict(extra="forbid")
-
-    size: dict[str, Any] = Field(default_factory=lambda: {"C": 8, "N": 1})
-    train: dict[str, Any] = Field(default_factory=lambda: {"batch_size": 64, "lr": 0.05, "num_threads": 1})
-    eval_epochs: int = Field(8, ge=1)
-    evaluations: int = Field(6, ge=1)
-    zeroshot_samples: int = Field(100, ge=1)
-    zeroshot_proxies: list[str] = Field(default_factory=lambda: ["naswot", "synflow"])
-    oneshot_epochs: int = Field(10, ge=1)
-    tapas_predictions: int = Field(500, ge=1)
-    retrain_epochs: int = Field(20, ge=1)
-    samples_per_class: int | None = Field(None, ge=2)
+    names = list(methods or default_methods(space))
+    if not names:
+        raise ValueError("no search method given")
+    for name in names:
+        parse_method(name, space)
+    if len(set(names)) != len(names):
+        raise ValueError(f"search methods repeat: {names}")
+    return names
 
 
-BUDGETS: dict[str, SearchBudget] = {
-    "micro": SearchBudget(
-        size={"C": 4, "N": 1},
-        eval_epochs=2,
-        evaluations=2,
-        zeroshot_samples=8,
-        oneshot_epochs=1,
-        tapas_predictions=50,
-        retrain_epochs=2,
-        samples_per_class=30,
-    ),
-    "default": SearchBudget(),
-    "paper": SearchBudget(
-        size={"C": 16, "N": 5},
-        train={"batch_size": 256, "lr": 0.1},
-        eval_epochs=12,
-        evaluations=100,
-        zeroshot_samples=1000,
-        oneshot_epochs=50,
-        tapas_predictions=10000,
-        retrain_epochs=200,
-    ),
-}
+class _TrialLogger:
+    """Each ended trial of a loop-based method as an MLflow run nested under the method's run (tags: status,
+    promotions, epochs; its learning curve as metrics), and the pause / resume counts on the method's run."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.counts = {"paused": 0, "resumed": 0, "completed": 0, "stopped": 0, "failed": 0}
+
+    def __call__(self, trial: Any, event: str) -> None:
+        if event in self.counts:
+            self.counts[event] += 1
+        if event not in ("completed", "stopped", "failed"):
+            return
+        from nasmeta import tracking
+
+        evaluation = trial.evaluation
+        tags = {
+            "trial": trial.trial_id,
+            "status": trial.status,
+            "promotions": trial.promotions,
+            "epochs": trial.epochs,
+            "arch": str(trial.arch),
+            "arch_id": getattr(trial.arch, "arch_id", None),
+        }
+        name = f"trial-{trial.trial_id}/{trial.status}"
+        with tracking.child_run(self.run, run_name=name, tags=tags) as child:
+            for row in evaluation.curve if evaluation is not None else []:
+                child.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+            if trial.status == "failed":
+                child.fail(evaluation.error if evaluation is not None else "failed")
 
 
-def resolve_budget(budget: str | dict[str, Any] | SearchBudget) -> SearchBudget:
-    if isinstance(budget, SearchBudget):
-        return budget
-    if isinstance(budget, str):
-        if budget not in BUDGETS:
-            raise ValueError(f"unknown budget {budget!r}; expected one of {', '.join(BUDGETS)} or a mapping")
-        return BUDGETS[budget]
-    return SearchBudget(**budget)
+def run_method_row(
+    method: str,
+    space: str,
+    spec: Any,
+    budget: Budget,
+    seed: int,
+    components: dict[str, str],
+    store: Any,
+    holdout: str | None,
+    child: Any,
+) -> dict[str, Any]:
+    """Run one registered method; the comparison row (raises on failure)."""
+    from nasmeta.search.target import SearchContext, run_method
+
+    meta = store.meta()
+    if holdout and holdout in meta.task_ids:
+        meta = meta.without(holdout)
+    trials = _TrialLogger(child) if child is not None else None
+    ctx = SearchContext(space, spec, budget, seed=seed, components=components, meta=meta, on_trial=trials)
+    result = run_method(method, ctx)
+    if result.extra.get("rows"):  # zero-shot proxy scores
+        from nasmeta.zeroshot.store import write_scores
+
+        write_scores(store, spec.task_id, result.extra["rows"])
+        if child is not None:
+            from nasmeta import tracking
+
+            tracking.log_table("proxy_scores", result.extra["rows"], run=child)
+    n_params = next((e.extra.get("n_params") for e in result.history if e.arch == result.best_arch), None)
+    row = {
+        "arch": str(result.best_arch),
+        "arch_id": result.best_arch.arch_id,
+        "arch_json": result.best_arch.to_json(),
+        "best_val_acc": result.best_val_acc,
+        "best_test_acc": result.best_test_acc,
+        "search_seconds": result.cost_seconds,
+        "n_evaluations": result.n_evaluations,
+        "n_stopped": result.extra.get("n_stopped", 0),
+        "n_promotions": result.extra.get("n_promotions", 0),
+        "params": n_params,
+    }
+    if child is not None:
+        from nasmeta import tracking
+
+        keys = ("best_val_acc", "best_test_acc", "search_seconds", "n_evaluations", "n_stopped", "n_promotions")
+        child.log_metrics({k: row[k] for k in (*keys, "params") if row[k] is not None})
+        if trials is not None:
+            child.log_metrics({f"trials_{k}": v for k, v in trials.counts.items()})
+        if result.extra.get("trials"):
+            tracking.log_table("trials", result.extra["trials"], run=child)
+        tracking.log_architecture(result.best_arch, run=child)
+        if result.trace and result.extra.get("family") == "one-shot":
+            _log_oneshot_plots(result, child)
+    return row
 
 
-def _evaluator(space: str, spec: Any, budget: SearchBudget) -> Any:
-    from nasmeta.training import TrainConfig, TrainingEvaluator
-
-    config = TrainConfig(**{"epochs": budget.eval_epochs, **budget.train})
-    return TrainingEvaluator(space, spec, config, size=budget.size)
-
-
-def run_method(
-    method: str, space: str, spec: Any, budget: SearchBudget, seed: int, components: dict[str, str], meta: Any
-) -> Any:
-    """Run one search method; returns a ``SearchResult`` whose best_val/test are training-evaluated."""
-    from nasmeta.spaces import get_space
-
-    space_obj = get_space(space)
-    data = spec.load()
-    evaluator = _evaluator(space, spec, budget)
-    if method == "zeroshot":
-        from nasmeta.zeroshot.search import zero_shot_search
-
-        return zero_shot_search(
-            space_obj,
-            data,
-            budget.zeroshot_proxies,
-            n_samples=budget.zeroshot_samples,
-            seed=seed,
-            build_kwargs=budget.size,
-            top_k_evaluator=evaluator,
-            top_k=budget.evaluations,
-        )
-    if method == "oneshot-darts":
-        from dataclasses import replace
-
-        from nasmeta.oneshot.api import oneshot_search
-
-        result = oneshot_search(
-            "darts", space_obj, data, epochs=budget.oneshot_epochs, seed=seed, supernet_size=budget.size
-        )
-        picked = evaluator.evaluate(result.best_arch, seed=seed)
-        if picked.status != "completed":
-            raise RuntimeError(f"training the one-shot pick failed: {picked.error}")
-        return replace(
-            result,
-            best_val_acc=picked.val_acc,
-            best_test_acc=picked.test_acc,
-            history=[*result.history, picked],
-            n_evaluations=result.n_evaluations + 1,
-            cost_seconds=result.cost_seconds + picked.cost_seconds,
-        )
-    if method == "transfer-tapas":
-        from nasmeta.transfer.tapas import TAPAS, tapas_search
-
-        tapas = TAPAS.load(components["tapas"]) if "tapas" in components else TAPAS().fit(meta)
-        # TAPAS takes the DCN as a fraction; landmarkers (like every accuracy here) are in percent
-        target = {"task_id": spec.task_id, "dcn": _landmarkers(spec)["dcn"] / 100.0}
-        return tapas_search(
-            tapas,
-            space_obj,
-            target,
-            evaluator,
-            n_evaluations=budget.evaluations,
-            n_predictions=budget.tapas_predictions,
-            seed=seed,
-        )
-    if method == "transfer-lcranknet":
-        from nasmeta.blackbox.stopped_search import random_search_with_stopping
-        from nasmeta.transfer.lcranknet import LCRankNet
-
-        ranker = LCRankNet.load(components["lcranknet"]) if "lcranknet" in components else LCRankNet().fit(meta)
-
-        def make(arch: Any, curves: list, archs: list, finals: list) -> Any:
-            return ranker.as_should_stop(
-                max_epochs=budget.eval_epochs,
-                arch=arch,
-                task_id=spec.task_id,
-                completed_curves=curves,
-                completed_archs=archs,
-                completed_finals=finals,
-            )
-
-        return random_search_with_stopping(space_obj, evaluator, budget.evaluations, make, seed=seed)
-    if method == "blackbox-re":
-        from nasmeta.blackbox.evolution import regularized_evolution
-
-        population = max(2, min(10, budget.evaluations // 2))
-        return regularized_evolution(
-            space_obj, evaluator, budget.evaluations, population_size=population, sample_size=2, seed=seed
-        )
-    if method == "blackbox-rs":
-        from nasmeta.blackbox.random_search import random_search
-
-        return random_search(space_obj, evaluator, budget.evaluations, seed=seed)
-    raise ValueError(f"unknown search method {method!r}; known: {', '.join((*METHODS, 'blackbox-rs'))}")
-
-
-def _landmarkers(spec: Any) -> dict[str, Any]:
-    """The target's landmarkers (DCN, ...) for transfer methods, computed once per process."""
-    from nasmeta.data.landmarkers import compute_landmarkers
-
-    if spec.task_id not in _LANDMARKER_CACHE:
-        _LANDMARKER_CACHE[spec.task_id] = {"task_id": spec.task_id, **compute_landmarkers(spec)}
-    return _LANDMARKER_CACHE[spec.task_id]
-
-
-_LANDMARKER_CACHE: dict[str, dict[str, Any]] = {}
-
-
-@task(name="search-method", persist_result=False)
+@task(name="search-method", persist_result=False, task_run_name="{method} on {task_name}")
 def search_method(
     method: str,
     space: str,
@@ -198,7 +142,7 @@ def search_method(
     """One method as a child run; never raises (a failure comes back with its reason)."""
     from nasmeta.spaces.base import stable_hash
 
-    budget_obj = SearchBudget(**budget)
+    budget_obj = resolve_budget(budget)
     spec = resolve_task_spec(task_name, budget_obj.samples_per_class)
     store = open_store(store_root)
     tags = {
@@ -206,53 +150,20 @@ def search_method(
         "task_id": spec.task_id,
         "space": space,
         "method": method,
+        "budget": budget_obj.name,
         "lodo_fold": holdout or "none",
     }
     row: dict[str, Any] = {"method": method, "status": "completed", "error": None}
     start = time.perf_counter()
-
-    def body(child: Any) -> None:
-        meta = store.meta().without(holdout) if holdout and method.startswith("transfer") else store.meta()
-        result = run_method(method, space, spec, budget_obj, seed, components, meta)
-        if method == "zeroshot" and result.extra.get("rows"):
-            from nasmeta.zeroshot.store import write_scores
-
-            write_scores(store, spec.task_id, result.extra["rows"])
-            if child is not None:
-                from nasmeta import tracking
-
-                tracking.log_table("proxy_scores", result.extra["rows"], run=child)
-        n_params = next((e.extra.get("n_params") for e in result.history if e.arch == result.best_arch), None)
-        row.update(
-            arch=str(result.best_arch),
-            arch_id=result.best_arch.arch_id,
-            arch_json=result.best_arch.to_json(),
-            best_val_acc=result.best_val_acc,
-            best_test_acc=result.best_test_acc,
-            search_seconds=result.cost_seconds,
-            n_evaluations=result.n_evaluations,
-            params=n_params,
-        )
-        if child is not None:
-            from nasmeta import tracking
-
-            metrics = {
-                k: row[k] for k in ("best_val_acc", "best_test_acc", "search_seconds", "n_evaluations", "params")
-            }
-            child.log_metrics({k: v for k, v in metrics.items() if v is not None})
-            tracking.log_architecture(result.best_arch, run=child)
-            if result.trace and method.startswith("oneshot"):
-                _log_oneshot_plots(result, child)
-
     try:
         if parent is not None:
             from nasmeta import tracking
 
             with tracking.child_run(parent, run_name=f"{method}/{spec.name}", tags=tags, params=budget) as child:
                 row["mlflow_run_id"] = child.run_id
-                body(child)
+                row.update(run_method_row(method, space, spec, budget_obj, seed, components, store, holdout, child))
         else:
-            body(None)
+            row.update(run_method_row(method, space, spec, budget_obj, seed, components, store, holdout, None))
     except Exception as error:
         row.update(status="failed", error=f"{type(error).__name__}: {error}")
     row["wall_seconds"] = time.perf_counter() - start
@@ -264,7 +175,7 @@ def search_method(
                     "search_id": stable_hash("search", spec.task_id, method, budget, seed, holdout),
                     "task_id": spec.task_id,
                     "method": method,
-                    "budget": f"{budget_obj.evaluations} evaluations x {budget_obj.eval_epochs} epochs",
+                    "budget": budget_obj.describe(),
                     "best_arch_id": row["arch_id"],
                     "best_val_acc": row["best_val_acc"],
                     "best_test_acc": row["best_test_acc"],
@@ -294,52 +205,54 @@ def _log_oneshot_plots(result: Any, run: Any) -> None:
             run.log_metrics({"skip_share": row["skip_share"]}, step=int(row["epoch"]))
 
 
-@task(name="retrain-winner", persist_result=False)
+@task(name="retrain-winner", persist_result=False, task_run_name="retrain {winner[method]}")
 def retrain_winner(
-    winner: dict[str, Any], task_name: str, budget: dict[str, Any], seed: int, out_dir: str, parent: Any
+    winner: dict[str, Any], task_name: str, space: str, budget: dict[str, Any], seed: int, out_dir: str, parent: Any
 ) -> dict[str, Any]:
     """Train the winning architecture from scratch for ``retrain_epochs`` and export it."""
-    from nasmeta.oneshot.api import retrain
     from nasmeta.oneshot.export import export_model
     from nasmeta.spaces import Architecture
-    from nasmeta.training import TrainConfig
+    from nasmeta.training import train_architecture
 
-    budget_obj = SearchBudget(**budget)
+    budget_obj = resolve_budget(budget)
     spec = resolve_task_spec(task_name, budget_obj.samples_per_class)
     arch = Architecture.from_json(winner["arch_json"])
-    config = TrainConfig(**{"epochs": budget_obj.retrain_epochs, **budget_obj.train})
-    reporter = None
+    size = budget_obj.network_size(arch.space)
+    config = budget_obj.train_config(budget_obj.retrain_epochs)
     outcome: dict[str, Any] = {"method": winner["method"], "arch": str(arch), "arch_id": arch.arch_id}
 
     def body(child: Any) -> None:
-        retrained = retrain(arch, spec.load(), budget_obj.retrain_epochs, seed, reporter, config, **budget_obj.size)
         data = spec.load()
+        trained = train_architecture(
+            arch, data, config, size=size, seed=seed, reporter=child.reporter("retrain_") if child else None
+        )
+        ev = trained.evaluation
+        outcome.update(status=ev.status, val_acc=ev.val_acc, test_acc=ev.test_acc, seconds=ev.cost_seconds)
+        if trained.model is None or ev.status == "failed":
+            outcome["error"] = ev.error
+            return
         files = export_model(
-            retrained.model,
+            trained.model,
             arch,
             Path(out_dir) / f"{arch.arch_id}.pt",
             num_classes=data.num_classes,
             input_shape=data.input_shape,
-            size=budget_obj.size,
+            size=size,
         )
-        ev = retrained.evaluation
-        outcome.update(
-            status=ev.status,
-            val_acc=ev.val_acc,
-            test_acc=ev.test_acc,
-            seconds=ev.cost_seconds,
-            params=retrained.result.n_params,
-            export=str(files.model),
-        )
+        outcome.update(params=trained.result.n_params, export=str(files.model))
         if child is not None:
             child.log_metrics({"retrained_val_acc": ev.val_acc, "retrained_test_acc": ev.test_acc})
+            from nasmeta import tracking
+
+            tracking.log_architecture(arch, run=child)
+            if ev.curve:
+                tracking.log_learning_curve_png(ev.curve, run=child)
 
     if parent is not None:
         from nasmeta import tracking
 
         tags = {"task": spec.name, "method": winner["method"], "arch_id": arch.arch_id, "stage": "retrain"}
         with tracking.child_run(parent, run_name=f"retrain/{winner['method']}", tags=tags) as child:
-            reporter = child.reporter()
             body(child)
     else:
         body(None)
@@ -352,7 +265,7 @@ def search_target(
     task: str = "digits-5to9",
     space: str = "nb201",
     methods: list[str] | None = None,
-    budget: str | dict[str, Any] = "default",
+    budget: str | dict[str, Any] | Budget = "default",
     seed: int = 0,
     components: dict[str, str] | None = None,
     holdout: bool = True,
@@ -370,10 +283,7 @@ def search_target(
     logger = get_run_logger()
     budget_obj = resolve_budget(budget)
     get_space(space)
-    methods = list(methods or METHODS)
-    bad = [m for m in methods if m not in (*METHODS, "blackbox-rs")]
-    if bad:
-        raise ValueError(f"unknown search method(s) {bad}; known: {', '.join((*METHODS, 'blackbox-rs'))}")
+    methods = check_methods(methods, space)
     spec = resolve_task_spec(task, budget_obj.samples_per_class)
     store_obj = open_store(store)
     store_obj.append("tasks", [task_row(spec, spec.load())])
@@ -392,14 +302,20 @@ def search_target(
             reasons = "; ".join(f"{r['method']}: {r['error']}" for r in rows)
             raise RuntimeError(f"no search method succeeded on {task}: {reasons}")
         winner = max(ok, key=lambda r: r["best_val_acc"])
-        retrained = retrain_winner.submit(winner, task, budget_json, seed, out_dir, parent).result()
+        retrained = retrain_winner.submit(winner, task, space, budget_json, seed, out_dir, parent).result()
         return {"rows": rows, "winner": winner["method"], "retrained": retrained}
 
     if tracking_enabled(track):
         from nasmeta import tracking
 
         tracking.configure()
-        tags = {"task": spec.name, "space": space, "lodo_fold": fold or "none"}
+        tags = {
+            "task": spec.name,
+            "space": space,
+            "budget": budget_obj.name,
+            "methods": ",".join(methods),
+            "lodo_fold": fold or "none",
+        }
         with tracking.parent_run(EXPERIMENT, run_name=f"search/{spec.name}", tags=tags, params=budget_json) as parent:
             outcome = run_all(parent)
             tracking.log_table("comparison", comparison_rows(outcome), run=parent)
@@ -423,7 +339,18 @@ def search_target(
 
 def comparison_rows(outcome: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per method: accuracy, search cost, evaluations, parameters, status."""
-    keys = ("method", "status", "best_val_acc", "best_test_acc", "search_seconds", "n_evaluations", "params", "arch")
+    keys = (
+        "method",
+        "status",
+        "best_val_acc",
+        "best_test_acc",
+        "search_seconds",
+        "n_evaluations",
+        "n_stopped",
+        "n_promotions",
+        "params",
+        "arch",
+    )
     rows = [{k: r.get(k) for k in keys} | {"error": r.get("error")} for r in outcome["rows"]]
     return rows
 
@@ -433,7 +360,8 @@ def print_comparison(outcome: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="Search comparison (pick trained with the same recipe)")
-    for col in ("method", "status", "val acc", "test acc", "search s", "evals", "params", "architecture / error"):
+    columns = ("method", "status", "val acc", "test acc", "search s", "evals", "stopped", "promoted", "params")
+    for col in (*columns, "architecture / error"):
         table.add_column(col)
 
     def fmt(v: Any, spec: str = ".2f") -> str:
@@ -447,6 +375,8 @@ def print_comparison(outcome: dict[str, Any]) -> None:
             fmt(r["best_test_acc"]),
             fmt(r["search_seconds"], ".1f"),
             fmt(r["n_evaluations"], "d"),
+            fmt(r["n_stopped"], "d"),
+            fmt(r["n_promotions"], "d"),
             fmt(r["params"], ",d"),
             r["arch"] if r["status"] == "completed" else (r["error"] or "")[:80],
         )

@@ -18,11 +18,10 @@ EXPERIMENT = "nasmeta-transfer"
 
 
 def component_factories() -> dict[str, Any]:
-    """Name -> class of the transfer components that exist."""
-    from nasmeta.transfer.lcranknet import LCRankNet
-    from nasmeta.transfer.tapas import TAPAS
+    """Name -> class of the transfer components that exist (``nasmeta.transfer.registry``)."""
+    from nasmeta.transfer.registry import component_class, component_names
 
-    return {"tapas": TAPAS, "lcranknet": LCRankNet}
+    return {name: component_class(name) for name in component_names()}
 
 
 def available_tables(store: Any) -> set[str]:
@@ -30,7 +29,7 @@ def available_tables(store: Any) -> set[str]:
     return {name for name, info in store.summary()["tables"].items() if info["rows"]}
 
 
-@task(name="fit-component", persist_result=False)
+@task(name="fit-component", persist_result=False, task_run_name="fit {name}")
 def fit_component(
     name: str, params: dict[str, Any], store_root: str | None, holdout: str | None, out_dir: str, parent: Any
 ) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""Named replay methods: ``make_method(name, train, **params)`` builds a method for one LODO fold.
+"""The scheduler registry: ``make_method(name, train, **params)`` builds an early-stopping method (a scheduler) for
+one search or one LODO fold.
 
-A method is either a ``nasmeta.blackbox.hyperband.RungScheduler`` (successive halving, Hyperband) or any
-object with ``decide(curve, context) -> Decision`` (the stopping rules and the transfer ``Stopper`` role).  A
-factory receives the fold's training data (``meta.without(task)``, a ``MetaDataset`` view) and the method's
-parameters; methods that learn nothing ignore the data.
+A method is either a ``nasmeta.search.schedulers.Scheduler`` (successive halving, Hyperband, ASHA) or any object
+with ``decide(curve, context) -> Decision`` (the stopping rules and the transfer ``Stopper`` role, run per epoch by
+``StoppingScheduler``).  A factory receives the training data (``meta.without(task)``, a ``MetaDataset`` view) and
+the method's parameters; methods that learn nothing ignore the data.  The same names compose with search methods:
+``nasmeta search target --methods blackbox-re+hyperband``.
 
 Adding a method is one decorator, ``@register_method("name")`` on a factory ``(train, **params) -> method``,
 or, for a transfer stopper, no code here at all: an unknown name ``x`` is looked up in ``nasmeta.transfer.x``,
@@ -67,6 +69,13 @@ def _hyperband(train: Any = None, **params: Any) -> Any:
     from nasmeta.search.schedulers import Hyperband
 
     return Hyperband(**params)
+
+
+@register_method("asha")
+def _asha(train: Any = None, **params: Any) -> Any:
+    from nasmeta.search.schedulers import ASHAScheduler
+
+    return ASHAScheduler(**params)
 
 
 @register_method("domhan")

@@ -70,17 +70,6 @@ def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def as_scheduler(method: Any) -> Any:
-    """``method`` as a scheduler: a ``Scheduler`` as it is, a stopping rule (``decide``) wrapped per epoch."""
-    from nasmeta.search.schedulers import Scheduler, StoppingScheduler
-
-    if isinstance(method, Scheduler):
-        return method
-    if callable(getattr(method, "decide", None)):
-        return StoppingScheduler(method)
-    raise ValueError(f"cannot replay {type(method).__name__}: it is neither a Scheduler nor has decide()")
-
-
 def replay(
     runs: Sequence[ReplayRun],
     method: Any,
@@ -91,6 +80,7 @@ def replay(
 ) -> ReplayOutcome:
     """Replay ``method`` (a scheduler, or a stopping rule with ``decide``) on one task's runs for one order."""
     from nasmeta.search.loop import run_search
+    from nasmeta.search.schedulers import as_scheduler
     from nasmeta.search.searchers import FixedOrderSearcher
     from nasmeta.search.stored import StoredCurveEvaluator
 

@@ -5,6 +5,6 @@ Entry point: :func:`oneshot_search`; after it, :func:`retrain` / :func:`with_ret
 :mod:`nasmeta.oneshot.export` / :mod:`nasmeta.oneshot.plots`.
 """
 
-from nasmeta.oneshot.api import METHODS, Retrained, build_supernet, oneshot_search, retrain, with_retrain
+from nasmeta.oneshot.api import Retrained, build_supernet, oneshot_search, retrain, strategy_names, with_retrain
 
-__all__ = ["METHODS", "Retrained", "build_supernet", "oneshot_search", "retrain", "with_retrain"]
+__all__ = ["Retrained", "build_supernet", "oneshot_search", "retrain", "strategy_names", "with_retrain"]

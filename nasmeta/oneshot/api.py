@@ -2,9 +2,10 @@
 ``retrain`` trains the found architecture from scratch with :func:`nasmeta.training.train`; ``with_retrain``
 puts the retraining outcome into the search result.
 
-Strategies: ``darts`` (first / second order, ``order=1|2``), ``enas``, ``random`` (random-sampling one-shot);
-spaces: ``nb201``, ``darts``, ``darts-s1`` .. ``darts-s4``.  Method settings are keyword arguments, validated
-by each strategy's pydantic config (unknown names raise ``ValueError``).
+Strategies: every ``@register_strategy`` class of a module in ``nasmeta/oneshot/`` (``darts`` (first / second
+order, ``order=1|2``), ``enas``, ``random`` (random-sampling one-shot), ...); spaces: those with a
+``SearchSpace.supernet`` (``nb201``, ``darts``, ``darts-s1`` .. ``darts-s4``).  Method settings are keyword
+arguments, validated by each strategy's pydantic config (unknown names raise ``ValueError``).
 """
 
 from __future__ import annotations
@@ -20,32 +21,38 @@ from torch import nn
 
 from nasmeta.data.types import TaskData
 from nasmeta.evaluators import Evaluation
-from nasmeta.oneshot.loop import SearchData, WeightConfig, run_search, strategy_class
+from nasmeta.oneshot.loop import SearchData, WeightConfig, registered_strategies, run_search, strategy_class
 from nasmeta.oneshot.supernet import Supernet
 from nasmeta.reporting import CallbackReporter, Reporter, ShouldStop
 from nasmeta.search_result import SearchResult
 from nasmeta.spaces import get_space
 from nasmeta.spaces.base import Architecture, SearchSpace
 
-#: method name -> module that registers it
-METHODS = {"darts": "nasmeta.oneshot.darts", "enas": "nasmeta.oneshot.enas", "random": "nasmeta.oneshot.random_oneshot"}
-SPACES = ("nb201", "darts", "darts-s1", "darts-s2", "darts-s3", "darts-s4")
+
+def strategy_names() -> list[str]:
+    """Every strategy registered with ``@register_strategy`` in a module of ``nasmeta/oneshot/`` (all imported)."""
+    import pkgutil
+
+    import nasmeta.oneshot as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+    return registered_strategies()
+
+
+def supernet_spaces() -> tuple[str, ...]:
+    """Spaces whose ``SearchSpace.supernet`` exists."""
+    from nasmeta.spaces import list_spaces
+
+    return tuple(name for name in list_spaces() if get_space(name).has_supernet)
 
 
 def build_supernet(
     space: str | SearchSpace, num_classes: int, input_shape: tuple[int, int, int], **size: Any
 ) -> Supernet:
-    """The supernet of ``space``; ``size``: NB201 ``C, N``; DARTS ``C, layers, stem_multiplier``."""
-    name = space if isinstance(space, str) else space.name
-    if name == "nb201":
-        from nasmeta.oneshot.supernet_nb201 import NB201Supernet
-
-        return NB201Supernet(num_classes, input_shape, **size)
-    if name in SPACES:
-        from nasmeta.oneshot.supernet_darts import DartsSupernet
-
-        return DartsSupernet(num_classes, input_shape, space=name, **size)
-    raise ValueError(f"no one-shot supernet for space {name!r}; supported: {', '.join(SPACES)}")
+    """The supernet of ``space`` (``SearchSpace.supernet``); ``size``: NB201 ``C, N``; DARTS ``C, layers``."""
+    space_obj = get_space(space) if isinstance(space, str) else space
+    return space_obj.supernet(num_classes, input_shape, **size)
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -90,11 +97,11 @@ def oneshot_search(
     settings, supernet size, timings, final alphas).  ``best_val_acc`` / ``best_test_acc`` stay ``None`` until
     :func:`with_retrain`.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown one-shot method {method!r}; known: {', '.join(sorted(METHODS))}")
+    known = strategy_names()
+    if method not in known:
+        raise ValueError(f"unknown one-shot method {method!r}; known: {', '.join(known)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}")
-    importlib.import_module(METHODS[method])
     space_obj = get_space(space) if isinstance(space, str) else space
     task = _task(task_data)
     if not isinstance(weight_config, WeightConfig):

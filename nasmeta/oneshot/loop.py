@@ -190,6 +190,10 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
     return deco
 
 
+def registered_strategies() -> list[str]:
+    return sorted(_REGISTRY)
+
+
 def strategy_class(name: str) -> type[Strategy]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown one-shot method {name!r}; known: {sorted(_REGISTRY)}")

@@ -340,3 +340,12 @@ class ASHAScheduler(Scheduler):
 
     def __repr__(self) -> str:
         return f"ASHAScheduler(eta={self.eta}, r_min={self.r_min}, R={self.R})"
+
+
+def as_scheduler(method: Any) -> Scheduler:
+    """``method`` as a scheduler: a ``Scheduler`` as it is, a stopping rule (``decide``) wrapped per epoch."""
+    if isinstance(method, Scheduler):
+        return method
+    if callable(getattr(method, "decide", None)):
+        return StoppingScheduler(method)
+    raise ValueError(f"{type(method).__name__} is neither a Scheduler nor a stopping rule with decide()")

@@ -150,6 +150,15 @@ class SearchSpace(abc.ABC):
     ) -> Any:
         """A plain ``torch.nn.Module`` (no search machinery); defaults give the published network."""
 
+    def supernet(self, num_classes: int, input_shape: tuple[int, int, int] = (3, 32, 32), **size: Any) -> Any:
+        """The one-shot supernet over this space (``nasmeta.oneshot.supernet.Supernet``); spaces without one raise
+        ``ValueError``."""
+        raise ValueError(f"no one-shot supernet for space {self.name!r}")
+
+    @property
+    def has_supernet(self) -> bool:
+        return type(self).supernet is not SearchSpace.supernet
+
     # -- helpers -------------------------------------------------------------------------------------------------
     def _check_space(self, arch: Architecture) -> None:
         if not isinstance(arch, Architecture):

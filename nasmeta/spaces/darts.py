@@ -484,6 +484,12 @@ class DartsSpace(SearchSpace):
         normal, reduce = self._encoding(arch)
         return DartsNetwork(normal, reduce, num_classes, tuple(input_shape), C, layers, auxiliary, drop_path_prob)
 
+    def supernet(self, num_classes: int, input_shape: tuple[int, int, int] = (3, 32, 32), **size: Any) -> Any:
+        """The DARTS search network over this space's per-edge ops; ``size``: ``C``, ``layers``, ``stem_multiplier``."""
+        from nasmeta.oneshot.supernet_darts import DartsSupernet
+
+        return DartsSupernet(num_classes, tuple(input_shape), space=self.name, **size)
+
     # -- helpers -----------------------------------------------------------------------------------------------------
     def _encoding(self, arch: Architecture) -> tuple:
         self._check_space(arch)

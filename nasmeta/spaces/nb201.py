@@ -41,6 +41,7 @@ import functools
 import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -263,6 +264,13 @@ class NB201Space(SearchSpace):
         if len(input_shape) != 3 or any(int(d) < 1 for d in input_shape):
             raise ValueError(f"input_shape must be (channels, height, width) with positive sizes, got {input_shape!r}")
         return NB201Network(C, N, num_classes, int(input_shape[0]), lambda c: NB201Cell(c, ops))
+
+
+    def supernet(self, num_classes: int, input_shape: tuple[int, int, int] = (3, 32, 32), **size: Any) -> Any:
+        """The NB201 supernet (every edge a mixed op); ``size``: ``C``, ``N``."""
+        from nasmeta.oneshot.supernet_nb201 import NB201Supernet
+
+        return NB201Supernet(num_classes, input_shape, **size)
 
 
 class NB201Cell(nn.Module):

@@ -40,6 +40,8 @@ class TransferComponent(abc.ABC):
     name: ClassVar[str]
     #: subset of ``KNOWN_REQUIREMENTS``
     data_requirements: ClassVar[frozenset[str]] = frozenset()
+    #: search spaces the component can learn from (None: any)
+    spaces: ClassVar[tuple[str, ...] | None] = None
 
     @abc.abstractmethod
     def fit(self, meta: Any) -> Self:

@@ -167,6 +167,7 @@ class TAPAS(Predictor):
     """
 
     name = "tapas"
+    spaces = COST_SPACES
     data_requirements = frozenset({"landmarkers", "architectures", "runs"})
 
     def __init__(self, config: TAPASConfig | None = None, **params: Any) -> None:
@@ -455,15 +456,20 @@ def tapas_search(
     seed: int = 0,
     reporter: Reporter | None = None,
     epochs: int | None = None,
+    scheduler: Any = None,
+    **loop: Any,
 ) -> SearchResult:
     """TAP-scored regularised evolution (``n_predictions`` TAP calls), then the ``n_evaluations`` distinct
-    architectures with the highest predictions evaluated by ``evaluator``; the best by validation accuracy wins.
+    architectures with the highest predictions evaluated by ``evaluator`` in that order (in the search loop, under
+    ``scheduler`` when given); the best by validation accuracy wins.
 
     ``SearchResult.history`` holds only the real evaluations; ``extra`` has the TAP phase (predictions made,
     seconds, the evaluated architectures' predicted scores) and the source selection.
     """
     from nasmeta.blackbox import regularized_evolution
-    from nasmeta.search.recorder import SearchRecorder, check_budget
+    from nasmeta.search.loop import run_search
+    from nasmeta.search.recorder import check_budget
+    from nasmeta.search.searchers import FixedOrderSearcher
 
     n_evaluations = check_budget(n_evaluations)
     n_predictions = check_budget(n_predictions)
@@ -483,11 +489,18 @@ def tapas_search(
             best_by_id[arch_id] = evaluation
     ranked = sorted(best_by_id.values(), key=lambda e: (-e.val_acc, str(e.arch)))[:n_evaluations]
     tap_seconds = time.perf_counter() - start
-    recorder = SearchRecorder("tapas", evaluator, reporter)
-    for candidate in ranked:
-        recorder.evaluate(candidate.arch, epochs, seed)
-    return recorder.result(
+    result = run_search(
+        FixedOrderSearcher([c.arch for c in ranked]),
+        evaluator,
+        len(ranked),
+        scheduler,
         seed=seed,
+        max_epochs=epochs,
+        reporter=reporter,
+        method="tapas",
+        **loop,
+    )
+    result.extra.update(
         dcn=target_dcn,
         sources=dict(tapas.select_sources(target_dcn)),
         n_predictions=n_predictions,
@@ -495,3 +508,4 @@ def tapas_search(
         tap_seconds=tap_seconds,
         predicted=[e.val_acc for e in ranked],
     )
+    return result
