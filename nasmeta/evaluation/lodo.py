@@ -122,7 +122,7 @@ def combine_hooks(*hooks: LodoHooks | None) -> LodoHooks:
     return LodoHooks(**{name: chain(name) for name in _HOOK_NAMES})
 
 
-def _check_seeds(seeds: Iterable[int]) -> list[int]:
+def check_seeds(seeds: Iterable[int]) -> list[int]:
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed")
@@ -184,7 +184,7 @@ def lodo_loop(
         raise ValueError("no methods given: method_factories is empty")
     if errors not in ("raise", "record"):
         raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     hooks = hooks or LodoHooks()
     previous = finished_rows(done)
     rows: list[dict[str, Any]] = []
@@ -263,7 +263,7 @@ def lodo(
 
     if not method_factories:
         raise ValueError("no methods given: method_factories is empty")
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     folds = lodo_folds(meta, tasks)
     return pd.DataFrame(lodo_loop(folds, method_factories, evaluate_fold, seeds, hooks, done, errors))
 
