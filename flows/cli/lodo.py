@@ -96,7 +96,13 @@ def print_replay_table(results: Any, names: dict[str, str] | None = None) -> Non
     if reference:
         table.add_column("speed-up vs none", justify="right")
     for method in methods:
-        cells = [f"{index[('regret_val', method, t)]:.2f} / {_hours(index[('hours', method, t)])}" for t in tasks]
+        # a method that failed on a task has no cell there (its rows and reasons are in the runs CSV)
+        cells = [
+            f"{index[('regret_val', method, t)]:.2f} / {_hours(index[('hours', method, t)])}"
+            if ("regret_val", method, t) in index
+            else "failed"
+            for t in tasks
+        ]
         if reference:
             cells.append(f"{reference / index[('hours', method, ALL)]:.1f}x")
         table.add_row(method, *cells)
