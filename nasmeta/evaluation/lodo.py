@@ -270,14 +270,16 @@ def lodo(
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a results CSV written by :class:`CsvRows` (or ``write_results``), for ``done=``: numbers read back
-    exactly (``float_precision="round_trip"``), empty cells as None, ``task_id`` / ``method`` as strings."""
+    exactly (pandas reads floats round-trip), empty cells as None, ``task_id`` / ``method`` as strings."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no results file to resume from at {path}")
     try:
-        frame = pd.read_csv(path, dtype={"task_id": str, "method": str}, float_precision="round_trip")
+        # pandas 3 reads floats round-trip by default (and deprecates the option); pandas 2 needs it asked for
+        exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+        frame = pd.read_csv(path, dtype={"task_id": str, "method": str}, **exact)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a results CSV: {error}") from None
     missing = [c for c in KEY_COLUMNS if c not in frame.columns]
