@@ -123,7 +123,11 @@ class Progress:
     def hooks(self) -> Any:
         from nasmeta.evaluation.lodo import LodoHooks
 
-        return LodoHooks(on_result=self.result)
+        return LodoHooks(on_method_fitted=self.fitted, on_result=self.result)
+
+    def fitted(self, fold: Any, method: str, built: Any, fit_seconds: float) -> None:
+        if fit_seconds >= 1.0:  # methods that learn from the other tasks (LCRankNet, Baker) take a while
+            typer.echo(f"  {fold.task_id} {method}: fitted on the other tasks in {fit_seconds:.1f} s")
 
     def result(self, fold: Any, method: str, seed: int, row: dict[str, Any]) -> None:
         self.count += 1
