@@ -1,9 +1,11 @@
 """``lodo_evaluation``: the leave-one-dataset-out early-termination comparison as a Prefect flow.
 
 For every held-out task of the metadata store (one Prefect task per fold, folds run concurrently on the flow's
-task runner) each method is built on the other tasks (``make_method(name, meta.without(task), **params)``:
-LCRankNet and Baker are fitted there) and replays a random search over the held-out task's stored runs in
-``len(seeds)`` random orders (``nasmeta.evaluation.replay``), which gives its regret and training hours.
+task runner; each fold is the library's LODO loop, ``nasmeta.evaluation.lodo.replay_lodo(..., tasks=[task])``,
+with MLflow and the store plugged in through its hooks, :class:`FoldTracking`) each method is built on the other
+tasks (``make_method(name, meta.without(task), **params)``: LCRankNet and Baker are fitted there) and replays a
+random search over the held-out task's stored runs in ``len(seeds)`` random orders (``nasmeta.evaluation.replay``),
+which gives its regret and training hours.
 
 MLflow (experiment ``lodo`` by default): a parent run per flow run; a child run per fold (tags ``task``,
 ``lodo_fold``, ``method`` = the compared methods; metrics ``regret/<method>``, ``hours/<method>``); under it a
@@ -13,19 +15,24 @@ the source tasks, which the search's ``hours`` do not include; fitted transfer c
 models).  The parent gets the results table (MLflow table artefact, markdown, CSVs and the regret-vs-cost plot,
 also written to ``out``) and the per-method means.
 
-Store: every (task, method, seed) becomes one row of the ``searches`` table (``search_id`` a deterministic hash
-of the experiment, so a rerun replaces its rows; ``lodo_fold`` = the held-out task; ``budget`` = the replay
-protocol as JSON; ``best_*`` = the run the method picked; ``cost_seconds`` = training seconds spent;
+Store: every completed (task, method, seed) becomes one row of the ``searches`` table (``search_id`` a
+deterministic hash of the experiment, so a rerun replaces its rows; ``lodo_fold`` = the held-out task; ``budget``
+= the replay protocol as JSON; ``best_*`` = the run the method picked; ``cost_seconds`` = training seconds spent;
 ``n_evaluations`` = runs trained for at least one epoch; ``mlflow_run_id`` = the method's run).  Regret is not a
 column of that table; it follows from ``best_val_acc`` and the task's best run.
+
+Failures and progress: a method that fails on a fold gives rows with ``status="failed"`` and the reason in
+``error`` (its MLflow run ends FAILED, it gets no ``searches`` rows) and the other methods and folds go on; the
+flow fails only when every row failed.  ``out/lodo_runs.csv`` is rewritten after every row, so an interrupted
+flow leaves its finished rows there, and ``resume=<that CSV>`` reuses them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +43,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flows.common import open_store
 
-__all__ = ["DEFAULT_METHODS", "LodoParameters", "lodo_evaluation", "lodo_fold", "search_rows", "tasks_with_runs"]
+__all__ = [
+    "DEFAULT_METHODS",
+    "FoldTracking",
+    "LodoParameters",
+    "lodo_evaluation",
+    "lodo_fold",
+    "search_rows",
+    "tasks_with_runs",
+]
 
 #: the LCRankNet paper's comparison (Chandrashekaran & Lane's method is not implemented)
 DEFAULT_METHODS = ["lcranknet", "hyperband", "sh", "median", "domhan", "baker", "none"]
@@ -65,6 +80,8 @@ class LodoParameters(BaseModel):
     tracking_uri: str | None = None
     write_searches: bool = True
     log_models: bool = True
+    #: a results CSV of an earlier, interrupted run: its finished (task, method, seed) rows are reused
+    resume: str | None = None
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -148,55 +165,160 @@ def search_rows(
     return out
 
 
+class FoldTracking:
+    """MLflow and the store for one fold, through the LODO loop's hooks (``nasmeta.evaluation.lodo.LodoHooks``):
+    the fold's child run opens at ``on_fold_start``, each method's run at ``on_method_start`` (``fit_seconds`` and
+    the fitted component at ``on_method_fitted``, ``regret`` / ``hours`` per seed at ``on_result``, the means at
+    ``on_method_end``; a method whose rows failed ends FAILED with its reason), and ``on_fold_end`` writes the
+    fold's ``searches`` rows and closes the fold run.  Use it as a context manager around the loop, so that an
+    exception ends the open runs FAILED."""
+
+    def __init__(self, params: LodoParameters, parent: Any, store: Any) -> None:
+        self.params = params
+        self.parent = parent
+        self.store = store
+        #: per method of this fold: its MLflow run id and the seconds its fit took
+        self.methods: dict[str, dict[str, Any]] = {}
+        self._stack = contextlib.ExitStack()
+        self._fold_stack: contextlib.ExitStack | None = None
+        self._method_stack: contextlib.ExitStack | None = None
+        self._fold_run: Any = None
+        self._run: Any = None
+        self._runs: list[Any] = []
+        self._sources: list[str] = []
+
+    def __enter__(self) -> FoldTracking:
+        self._stack.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._stack.__exit__(*exc)
+
+    def hooks(self) -> Any:
+        from nasmeta.evaluation.lodo import LodoHooks
+
+        return LodoHooks(
+            on_fold_start=self.fold_start,
+            on_method_start=self.method_start,
+            on_method_fitted=self.method_fitted,
+            on_result=self.result,
+            on_method_end=self.method_end,
+            on_fold_end=self.fold_end,
+        )
+
+    def fold_start(self, fold: Any) -> None:
+        from nasmeta import tracking
+        from nasmeta.evaluation.runs import check_task_runs, runs_from_meta
+
+        self._runs = runs_from_meta(fold.test)
+        check_task_runs(self._runs, fold.task_id)
+        self._sources = tasks_with_runs(fold.train)
+        tags = {"task": fold.task_id, "lodo_fold": fold.task_id, "method": ",".join(self.params.methods)}
+        self._fold_stack = self._stack.enter_context(contextlib.ExitStack())
+        self._fold_run = self._fold_stack.enter_context(
+            tracking.child_run(self.parent, run_name=f"fold {fold.task_id}", tags=tags)
+        )
+        self._fold_run.log_params(
+            {"sources": self._sources, "n_runs_held_out": len(self._runs), "seeds": self.params.seeds}
+        )
+
+    def method_start(self, fold: Any, name: str) -> None:
+        from nasmeta import tracking
+
+        tags = {"task": fold.task_id, "method": name, "lodo_fold": fold.task_id}
+        assert self._fold_stack is not None
+        self._method_stack = self._fold_stack.enter_context(contextlib.ExitStack())
+        self._run = self._method_stack.enter_context(
+            tracking.child_run(self._fold_run, run_name=f"{name} on {fold.task_id}", tags=tags)
+        )
+        method_params = self.params.method_params.get(name, {})
+        if method_params:
+            self._run.log_params(method_params)
+        self.methods[name] = {"mlflow_run_id": self._run.run_id, "fit_seconds": None}
+
+    def method_fitted(self, fold: Any, name: str, method: Any, fit_seconds: float) -> None:
+        from nasmeta import tracking
+        from nasmeta.transfer.base import TransferComponent
+
+        # meta-training on the source tasks, not part of the search's hours
+        self.methods[name]["fit_seconds"] = fit_seconds
+        self._run.log_metrics({"fit_seconds": fit_seconds})
+        if self.params.log_models and isinstance(method, TransferComponent):
+            tracking.log_model(method, name=f"{name}-{fold.task_id}".replace(":", "-"), run=self._run)
+
+    def result(self, fold: Any, name: str, seed: int, row: dict[str, Any]) -> None:
+        if row["status"] == "completed":
+            self._run.log_metrics({"regret": row["regret_val"], "hours": row["hours"]}, step=seed)
+
+    def method_end(self, fold: Any, name: str, rows: list[dict[str, Any]]) -> None:
+        done = [r for r in rows if r["status"] == "completed"]
+        if done:
+            mean_regret = sum(r["regret_val"] for r in done) / len(done)
+            mean_hours = sum(r["hours"] for r in done) / len(done)
+            self._run.log_metrics({"regret_mean": mean_regret, "hours_mean": mean_hours})
+            self._fold_run.log_metrics({f"regret/{name}": mean_regret, f"hours/{name}": mean_hours})
+        failed = [r for r in rows if r["status"] == "failed"]
+        if failed:
+            self._run.fail(f"{len(failed)} of {len(rows)} seed(s) failed: {failed[0]['error']}")
+        assert self._method_stack is not None
+        self._method_stack.close()
+        self._method_stack, self._run = None, None
+
+    def fold_end(self, fold: Any, rows: list[dict[str, Any]]) -> None:
+        rows = self.with_run_columns(rows)
+        done = [r for r in rows if r["status"] == "completed"]
+        if self.params.write_searches and done:
+            arch_of = {r.run_id: r.arch_id for r in self._runs}
+            self.store.append("searches", search_rows(self.params, done, arch_of, self._sources))
+        assert self._fold_stack is not None
+        self._fold_stack.close()
+        self._fold_stack, self._fold_run = None, None
+
+    def with_run_columns(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with ``fit_seconds`` and ``mlflow_run_id`` of this flow run's method runs (a row reused from an
+        earlier run keeps what it had, or None)."""
+        out = []
+        for row in rows:
+            info = self.methods.get(row["method"], {})
+            out.append(
+                {
+                    **row,
+                    "fit_seconds": info.get("fit_seconds", row.get("fit_seconds")),
+                    "mlflow_run_id": info.get("mlflow_run_id", row.get("mlflow_run_id")),
+                }
+            )
+        return out
+
+
 @task(name="lodo-fold", task_run_name="fold {task_id}", cache_policy=NONE)
-def lodo_fold(params: LodoParameters, task_id: str, parent: Any) -> list[dict[str, Any]]:
-    """One held-out task: fit every method on the other tasks, replay each seed, log the fold's MLflow runs and
-    write its ``searches`` rows; returns one row per (method, seed)."""
-    from nasmeta import tracking
-    from nasmeta.evaluation.lodo import lodo_folds
-    from nasmeta.evaluation.methods import make_method
-    from nasmeta.evaluation.replay import replay
-    from nasmeta.evaluation.runs import check_task_runs, runs_from_meta
-    from nasmeta.transfer.base import TransferComponent
+def lodo_fold(
+    params: LodoParameters,
+    task_id: str,
+    parent: Any,
+    sink: Any = None,
+    done: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One held-out task through the LODO loop (``replay_lodo(..., tasks=[task_id])``): fit every method on the
+    other tasks, replay each seed, log the fold's MLflow runs and write its ``searches`` rows (:class:`FoldTracking`);
+    rows go to ``sink`` (a ``CsvRows``) as they finish; keys of ``done`` are reused.  A method that fails on this
+    fold gives failed rows and a FAILED MLflow run, and the other methods go on.  Returns one row per (method,
+    seed)."""
+    from nasmeta.evaluation.lodo import combine_hooks, replay_lodo
 
     store = open_store(params.store)
-    fold = lodo_folds(store.meta(), [task_id])[0]
-    runs = runs_from_meta(fold.test)
-    check_task_runs(runs, task_id)
-    sources = tasks_with_runs(fold.train)
-    tags = {"task": task_id, "lodo_fold": task_id, "method": ",".join(params.methods)}
-    rows: list[dict[str, Any]] = []
-    with tracking.child_run(parent, run_name=f"fold {task_id}", tags=tags) as fold_run:
-        fold_run.log_params({"sources": sources, "n_runs_held_out": len(runs), "seeds": params.seeds})
-        for name in params.methods:
-            method_params = params.method_params.get(name, {})
-            method_tags = {"task": task_id, "method": name, "lodo_fold": task_id}
-            with tracking.child_run(fold_run, run_name=f"{name} on {task_id}", tags=method_tags) as run:
-                if method_params:
-                    run.log_params(method_params)
-                start = time.perf_counter()
-                method = make_method(name, fold.train, **method_params)
-                fit_seconds = time.perf_counter() - start  # meta-training, not part of the search's hours
-                run.log_metrics({"fit_seconds": fit_seconds})
-                if params.log_models and isinstance(method, TransferComponent):
-                    tracking.log_model(method, name=f"{name}-{task_id}".replace(":", "-"), run=run)
-                method_rows = []
-                for seed in params.seeds:
-                    row = replay(runs, method, seed=seed, name=name, n_runs=params.n_runs).as_row()
-                    # the column order of nasmeta.evaluation.lodo.replay_lodo
-                    row = {"task_id": task_id, "method": name, "seed": seed, **row}
-                    row.update(fit_seconds=fit_seconds, mlflow_run_id=run.run_id)
-                    run.log_metrics({"regret": row["regret_val"], "hours": row["hours"]}, step=seed)
-                    method_rows.append(row)
-                mean_regret = sum(r["regret_val"] for r in method_rows) / len(method_rows)
-                mean_hours = sum(r["hours"] for r in method_rows) / len(method_rows)
-                run.log_metrics({"regret_mean": mean_regret, "hours_mean": mean_hours})
-                fold_run.log_metrics({f"regret/{name}": mean_regret, f"hours/{name}": mean_hours})
-                rows.extend(method_rows)
-    if params.write_searches:
-        arch_of = {r.run_id: r.arch_id for r in runs}
-        store.append("searches", search_rows(params, rows, arch_of, sources))
-    return rows
+    spec = {name: params.method_params.get(name, {}) for name in params.methods}
+    with FoldTracking(params, parent, store) as tracked:
+        rows = replay_lodo(
+            store.meta(),
+            spec,
+            seeds=params.seeds,
+            n_runs=params.n_runs,
+            tasks=[task_id],
+            hooks=combine_hooks(tracked.hooks(), sink.hooks() if sink is not None else None),
+            done=done,
+            errors="record",
+        ).to_dict("records")
+        return tracked.with_run_columns(rows)
 
 
 def _default_out() -> Path:
@@ -218,14 +340,16 @@ def lodo_evaluation(
     tracking_uri: str | None = None,
     write_searches: bool = True,
     log_models: bool = True,
+    resume: str | None = None,
 ) -> Any:
     """Leave-one-dataset-out replay of early-termination ``methods`` over the store's tasks; returns the results
-    DataFrame (one row per task, method, seed) and writes the tables and plot to ``out``."""
+    DataFrame (one row per task, method, seed) and writes the tables and plot to ``out``.  ``out/lodo_runs.csv``
+    is kept current as rows finish; ``resume`` (such a CSV from an interrupted run) reuses its finished rows."""
     import pandas as pd
 
     from nasmeta import tracking
-    from nasmeta.evaluation.lodo import lodo_folds
-    from nasmeta.evaluation.tables import write_results
+    from nasmeta.evaluation.lodo import CsvRows, finished_rows, lodo_folds, read_rows
+    from nasmeta.evaluation.tables import completed, write_results
 
     params = LodoParameters(
         store=store,
@@ -239,22 +363,32 @@ def lodo_evaluation(
         tracking_uri=tracking_uri,
         write_searches=write_searches,
         log_models=log_models,
+        resume=resume,
     )
     meta = open_store(params.store).meta()
     # by default every task that has runs to replay; tasks of the store without completed runs are skipped
     task_ids = [fold.task_id for fold in lodo_folds(meta, params.tasks or tasks_with_runs(meta))]
+    done = read_rows(params.resume) if params.resume else None
     uri = tracking.configure(params.tracking_uri) if params.tracking_uri else tracking.tracking_uri()
     out_dir = Path(params.out) if params.out else _default_out()
+    # the reused rows stay in the streamed file, so a second interruption can resume from it again
+    sink = CsvRows(out_dir / "lodo_runs.csv", [r for rows in finished_rows(done).values() for r in rows])
     run_params = {k: v for k, v in params.model_dump().items() if k not in ("tracking_uri",)}
     with tracking.parent_run(params.experiment, run_name="lodo-evaluation", params=run_params, uri=uri) as parent:
         parent.set_tags({"flow": "lodo_evaluation", "methods": ",".join(params.methods)})
-        futures = [lodo_fold.submit(params, task_id, parent) for task_id in task_ids]
+        futures = [lodo_fold.submit(params, task_id, parent, sink, done) for task_id in task_ids]
         results = pd.DataFrame([row for future in futures for row in future.result()])
+        ok = completed(results)
+        if len(ok) == 0:
+            raise ValueError(f"every (task, method, seed) failed; the first: {results['error'].iloc[0]}")
         paths = write_results(results.drop(columns=["mlflow_run_id"]), out_dir, name="lodo")
         for path in paths.values():
             parent.log_artifact(path, "results")
         tracking.log_table("lodo_results", results, run=parent)
-        means = results.groupby(["method", "seed"])[["regret_val", "hours"]].mean().groupby("method").mean()
+        means = ok.groupby(["method", "seed"])[["regret_val", "hours"]].mean().groupby("method").mean()
         for method, row in means.iterrows():
             parent.log_metrics({f"regret/{method}": row["regret_val"], f"hours/{method}": row["hours"]})
+        n_failed = len(results) - len(ok)
+        if n_failed:
+            parent.set_tags({"failed_rows": str(n_failed)})
     return results

@@ -43,20 +43,5 @@ class CallbackReporter:
         self.fn(step, metrics)
 
 
-class TeeReporter:
-    """Sends each report to several reporters, in order."""
-
-    def __init__(self, *reporters: Reporter) -> None:
-        self.reporters = [r for r in reporters if r is not None]
-
-    def report(self, step: int, **metrics: Any) -> None:
-        for reporter in self.reporters:
-            reporter.report(step, **metrics)
-
-
 #: ``should_stop(curve_so_far) -> bool``: asked after every epoch; ``curve_so_far`` is a list of per-epoch dicts.
 ShouldStop = Callable[[list[dict[str, Any]]], bool]
-
-
-def never_stop(curve: list[dict[str, Any]]) -> bool:
-    return False

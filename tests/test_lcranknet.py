@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from nasmeta.blackbox.stopping import stop_context
 from nasmeta.evaluation.lodo import Fold, partial_curve_evaluator, replay_lodo
 from nasmeta.evaluation.methods import make_method
 from nasmeta.evaluation.runs import runs_from_meta
 from nasmeta.scheduling import Decision
+from nasmeta.search.context import stop_context
 from nasmeta.transfer.base import MissingMetadataError
-from nasmeta.transfer.lcranknet import LCRankNet
+from nasmeta.transfer.lcranknet import LCRankNet, LCRankNetConfig
 
 N_TASKS, N_RUNS, EPOCHS, HELD_OUT = 3, 30, 12, "syn-2"
 SMALL = {"steps": 150, "batch_size": 64}  # ~3-8 s on a busy 2-core machine
@@ -93,7 +93,9 @@ def test_stops_a_clearly_bad_run_and_not_the_best(model, held_out):
 
 def test_min_epochs_delays_every_decision(saved, held_out):
     patient = LCRankNet.load(saved)
-    patient.min_epochs = 4
+    with pytest.raises(AttributeError, match="part of the config"):
+        patient.min_epochs = 4  # would be ignored: the config is what the stopper reads
+    patient.config = patient.config.model_copy(update={"min_epochs": 4})
     worst, completed = held_out[0], held_out[: N_RUNS // 2]
     assert patient.decide(worst.curve[:3], _context(worst, 3, completed)) is Decision.CONTINUE
     assert patient.decide(worst.curve[:4], _context(worst, 4, completed)) is Decision.STOP
@@ -165,6 +167,7 @@ def test_save_and_load_give_identical_predictions(model, held_out, tmp_path):
     path = model.save(tmp_path / "lcr")
     loaded = LCRankNet.load(path)
     assert loaded.task_ids == model.task_ids and loaded.delta == model.delta
+    assert loaded.config == model.config == LCRankNetConfig(**SMALL, seed=0)
     for t in (1, 4, EPOCHS):
         contexts = [_context(r, t) for r in held_out]
         np.testing.assert_array_equal(
@@ -223,6 +226,12 @@ def test_bad_input_raises_value_errors_naming_it(meta, model, held_out):
         LCRankNet(kernel_sizes=())
     with pytest.raises(ValueError, match="min_epochs"):
         LCRankNet(min_epochs=0)
+    with pytest.raises(ValueError, match="steps"):
+        LCRankNetConfig(steps=True)  # a bool is not a step count
+    with pytest.raises(ValueError, match="not both"):
+        LCRankNet(LCRankNetConfig(), steps=3)
+    with pytest.raises(ValueError, match="nosuch"):
+        LCRankNet(nosuch=1)
     with pytest.raises(ValueError, match="not fitted"):
         LCRankNet().decide([50.0], _context(held_out[0], 1))
     with pytest.raises(ValueError, match="completed runs"):

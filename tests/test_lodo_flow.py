@@ -195,3 +195,44 @@ def test_cli_tapas_nb201_branch_runs_on_the_table(data_dir, tmp_path):
     summary = pd.read_csv(tmp_path / "tapas_nb201_summary.csv")
     assert summary["held_out"].tolist() == ["cifar10"] and summary["k"].tolist() == [2]
     assert -1.0 <= summary["kendall_tau"].iloc[0] <= 1.0
+
+
+def test_flow_records_a_failing_method_and_resumes(prefect_harness, tmp_path, tracking_uri):
+    from nasmeta.evaluation.lodo import read_rows
+    from nasmeta.evaluation.methods import register_method
+    from nasmeta.evaluation.synthetic import synthetic_tables
+
+    @register_method("fails-without-syn-0")
+    def _fails(train=None, **params):
+        if "syn-0" not in train.task_ids:
+            raise RuntimeError("syn-0 is held out")
+        from nasmeta.blackbox.stopping import NoTermination
+
+        return NoTermination()
+
+    root = tmp_path / "store"
+    store = MetadataStore(root)
+    for name, rows in synthetic_tables(n_tasks=N_TASKS, n_runs=N_RUNS, epochs=EPOCHS, seed=1).items():
+        store.append(name, rows)
+    out = tmp_path / "out"
+    common = {"store": str(root), "seeds": 2, "experiment": "lodo-fail", "tracking_uri": tracking_uri, "out": str(out)}
+    results = lodo_evaluation(methods=["none", "fails-without-syn-0"], **common)
+    failed = results[results["status"] == "failed"]
+    assert len(results) == N_TASKS * 2 * 2 and len(failed) == 2
+    assert set(failed["task_id"]) == {"syn-0"} and set(failed["error"]) == {"RuntimeError: syn-0 is held out"}
+    # its MLflow run ends FAILED with the reason; the fold and the other method finish
+    client = tracking.client(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("lodo-fail").experiment_id], max_results=100)
+    by_name = {r.info.run_name: r for r in runs}
+    assert by_name["fails-without-syn-0 on syn-0"].info.status == "FAILED"
+    assert "syn-0 is held out" in by_name["fails-without-syn-0 on syn-0"].data.tags["error"]
+    assert by_name["none on syn-0"].info.status == "FINISHED" and by_name["fold syn-0"].info.status == "FINISHED"
+    # only completed rows become searches
+    searches = MetadataStore(root).read("searches").to_pandas()
+    assert len(searches) == len(results) - 2
+    # the streamed CSV holds every row; resuming from it recomputes only the failed keys
+    streamed = read_rows(out / "lodo_runs.csv")
+    assert len(streamed) == len(results)
+    again = lodo_evaluation(methods=["none", "fails-without-syn-0"], resume=str(out / "lodo_runs.csv"), **common)
+    assert len(again) == len(results)
+    assert again["mlflow_run_id"].notna().sum() == 2  # only the two retried rows ran (and failed) in this flow run

@@ -8,11 +8,17 @@
 - ``nasmeta lodo --methods tapas,random --space nb201``: TAPAS on NAS-Bench-201, fitted on two of cifar10 /
   cifar100 / imagenet16-120 and evaluated on the third, against random search at equal evaluations
   (``nasmeta.transfer.tapas_lodo``).
+
+Both go through the one LODO loop (``nasmeta.evaluation.lodo``): a line is printed as each (task, method, seed)
+row finishes and the runs CSV in ``--out`` is rewritten after every row; ``--resume CSV`` reuses the finished
+rows of an interrupted run.  A method that fails on a fold is recorded as failed rows (with the reason in the
+CSV's ``error`` column) and the others go on.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -90,7 +96,13 @@ def print_replay_table(results: Any, names: dict[str, str] | None = None) -> Non
     if reference:
         table.add_column("speed-up vs none", justify="right")
     for method in methods:
-        cells = [f"{index[('regret_val', method, t)]:.2f} / {_hours(index[('hours', method, t)])}" for t in tasks]
+        # a method that failed on a task has no cell there (its rows and reasons are in the runs CSV)
+        cells = [
+            f"{index[('regret_val', method, t)]:.2f} / {_hours(index[('hours', method, t)])}"
+            if ("regret_val", method, t) in index
+            else "failed"
+            for t in tasks
+        ]
         if reference:
             cells.append(f"{reference / index[('hours', method, ALL)]:.1f}x")
         table.add_row(method, *cells)
@@ -98,6 +110,70 @@ def print_replay_table(results: Any, names: dict[str, str] | None = None) -> Non
     if not console.is_terminal:  # a pipe or a file gets the whole table, not 80 wrapped columns
         console = Console(width=max(80, 14 + 18 * (len(tasks) + 1)))
     console.print(table)
+
+
+class Progress:
+    """LODO hooks that print one line per finished (task, method, seed) row, with its place in the plan and the
+    time so far: ``[3/42 12s] syn-0 sh seed 2: regret 0.12, 3.4 h``."""
+
+    def __init__(self, total: int, reused: int, describe: Any) -> None:
+        self.total, self.count, self.describe = total, reused, describe
+        self.start = time.perf_counter()
+
+    def hooks(self) -> Any:
+        from nasmeta.evaluation.lodo import LodoHooks
+
+        return LodoHooks(on_method_fitted=self.fitted, on_result=self.result)
+
+    def fitted(self, fold: Any, method: str, built: Any, fit_seconds: float) -> None:
+        if fit_seconds >= 1.0:  # methods that learn from the other tasks (LCRankNet, Baker) take a while
+            typer.echo(f"  {fold.task_id} {method}: fitted on the other tasks in {fit_seconds:.1f} s")
+
+    def result(self, fold: Any, method: str, seed: int, row: dict[str, Any]) -> None:
+        self.count += 1
+        what = self.describe(row) if row["status"] == "completed" else f"FAILED: {row['error']}"
+        elapsed = time.perf_counter() - self.start
+        typer.echo(f"[{self.count}/{self.total} {elapsed:.0f}s] {fold.task_id} {method} seed {seed}: {what}")
+
+
+def _previous(resume: Path | None) -> list[dict[str, Any]]:
+    """Finished rows of ``--resume`` (failed ones are computed again)."""
+    from nasmeta.evaluation.lodo import finished_rows, read_rows
+
+    if resume is None:
+        return []
+    return [row for rows in finished_rows(read_rows(resume)).values() for row in rows]
+
+
+def _announce(keys: list[tuple[str, str, int]], previous: list[dict[str, Any]], resume: Path | None) -> int:
+    """Print the plan and how much of it ``--resume`` covers; returns the number of rows reused."""
+    from nasmeta.evaluation.lodo import row_key
+
+    finished = {row_key(r) for r in previous}
+    reused = sum(1 for k in keys if k in finished)
+    line = f"LODO: {len(keys)} (task, method, seed) rows"
+    if resume is not None:
+        line += f"; {reused} already finished in {resume}"
+        ignored = len(finished - set(keys))
+        if ignored:
+            line += f" ({ignored} of its rows are not in this plan and are ignored)"
+    typer.echo(line)
+    return reused
+
+
+def _report_failures(frame: Any, path: Path) -> Any:
+    """The completed rows; failed ones are counted on stdout (their reasons are in ``path``); none completed
+    exits with the first reason."""
+    from nasmeta.evaluation.tables import completed
+
+    ok = completed(frame)
+    failed = frame.loc[frame.index.difference(ok.index)]
+    if len(ok) == 0:
+        fail(f"every (task, method, seed) failed; the first: {failed['error'].iloc[0]} (rows in {path})")
+    if len(failed):
+        reasons = sorted(set(failed["error"]))
+        typer.echo(f"{len(failed)} row(s) failed ({'; '.join(reasons)[:300]}); see the error column of {path}")
+    return ok
 
 
 def _replay(
@@ -109,9 +185,10 @@ def _replay(
     params: dict[str, Any],
     out: Path,
     use_flow: bool,
+    resume: Path | None,
 ) -> None:
     from flows.cli.store import open_store
-    from nasmeta.evaluation.lodo import replay_lodo
+    from nasmeta.evaluation.lodo import CsvRows, combine_hooks, replay_lodo
     from nasmeta.evaluation.tables import write_results
 
     target = open_store(store)
@@ -119,8 +196,10 @@ def _replay(
     if unknown:
         fail(f"--param names method(s) {unknown} that are not in --methods {','.join(methods)}")
     names: dict[str, str] = {}
+    runs_csv = out / "lodo_runs.csv"
     try:
         names = {r["task_id"]: r["name"] for r in target.meta().tasks.to_pylist() if r["name"]}
+        previous = _previous(resume)
         if use_flow:
             from flows.lodo import lodo_evaluation
 
@@ -132,10 +211,12 @@ def _replay(
                 tasks=tasks,
                 method_params=params,
                 out=str(out),
+                resume=None if resume is None else str(resume),
             )
             results = results.drop(columns=["mlflow_run_id", "fit_seconds"])
         else:
             from flows.lodo import tasks_with_runs
+            from nasmeta.evaluation.lodo import lodo_folds
 
             meta = target.meta()
             if tasks is None:
@@ -143,34 +224,77 @@ def _replay(
                 skipped = sorted(set(meta.task_ids) - set(tasks))
                 if skipped:
                     typer.echo(f"skipping task(s) without completed runs: {', '.join(skipped)}")
+            keys = [(f.task_id, m, s) for f in lodo_folds(meta, tasks) for m in methods for s in range(seeds)]
+            progress = Progress(len(keys), _announce(keys, previous, resume), _describe_replay)
+            sink = CsvRows(runs_csv, previous)
             spec = {name: params.get(name, {}) for name in methods}
-            results = replay_lodo(meta, spec, seeds=range(seeds), n_runs=n_runs, tasks=tasks)
+            results = replay_lodo(
+                meta,
+                spec,
+                seeds=range(seeds),
+                n_runs=n_runs,
+                tasks=tasks,
+                hooks=combine_hooks(sink.hooks(), progress.hooks()),
+                done=previous,
+                errors="record",
+            )
+            ok = _report_failures(results, runs_csv)
             write_results(results, out, name="lodo")
+            results = ok
     except ValueError as error:
         fail(str(error))
     print_replay_table(results, names)
     typer.echo(f"results written to {out}")
 
 
-def _nb201(methods: list[str], seeds: int, tasks: list[str] | None, params: dict[str, Any], out: Path) -> None:
+def _describe_replay(row: dict[str, Any]) -> str:
+    return (
+        f"regret {row['regret_val']:.2f}, {_hours(row['hours'])} h, {row['n_completed']}/{row['n_runs']} runs completed"
+    )
+
+
+def _describe_nb201(row: dict[str, Any]) -> str:
+    return (
+        f"TAPAS {row['tapas_test_acc']:.2f} vs random {row['random_test_acc']:.2f} test acc, "
+        f"tau {row['kendall_tau']:.3f}"
+    )
+
+
+def _nb201(
+    methods: list[str], seeds: int, tasks: list[str] | None, params: dict[str, Any], out: Path, resume: Path | None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from nasmeta.config import DataNotFoundError
+    from nasmeta.evaluation.lodo import CsvRows, combine_hooks
     from nasmeta.transfer.tapas import TAPASConfig
-    from nasmeta.transfer.tapas_lodo import NB201LodoConfig, nb201_lodo, summarize_nb201_lodo
+    from nasmeta.transfer.tapas_lodo import METHOD, NB201LodoConfig, nb201_folds, nb201_lodo, summarize_nb201_lodo
 
     if sorted(methods) != sorted(TABLE_METHODS):
         fail(f"--space nb201 compares exactly the methods tapas,random (evaluated together), got {','.join(methods)}")
+    runs_csv = out / "tapas_nb201_runs.csv"
     try:
         tapas_params = params.pop("tapas", {})
         config = NB201LodoConfig(**params, tapas=TAPASConfig(**tapas_params))
-        frame = nb201_lodo(held_out=tasks, seeds=range(seeds), config=config)
+        previous = _previous(resume)
+        keys = [(f.task_id, METHOD, s) for f in nb201_folds(tasks) for s in range(seeds)]
+        progress = Progress(len(keys), _announce(keys, previous, resume), _describe_nb201)
+        sink = CsvRows(runs_csv, previous)
+        frame = nb201_lodo(
+            held_out=tasks,
+            seeds=range(seeds),
+            config=config,
+            hooks=combine_hooks(sink.hooks(), progress.hooks()),
+            done=previous,
+            errors="record",
+        )
     except (ValueError, DataNotFoundError) as error:
         fail(str(error))
-    summary = summarize_nb201_lodo(frame)
     out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "tapas_nb201_runs.csv", index=False)
+    frame.to_csv(runs_csv, index=False)
+    frame = _report_failures(frame, runs_csv)
+    summary = summarize_nb201_lodo(frame)
     summary.to_csv(out / "tapas_nb201_summary.csv", index=False)
     (out / "tapas_nb201.md").write_text(_markdown(summary))
     table = Table(title=f"TAPAS vs random search on NB201, LODO, k={config.k} evaluations, {seeds} seeds")
@@ -224,6 +348,13 @@ def lodo(
     flow: Annotated[
         bool, typer.Option("--flow", help="Run the replay as the Prefect flow, tracked in MLflow.")
     ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Results CSV of an interrupted run (its lodo_runs.csv / tapas_nb201_runs.csv): finished rows "
+            "are reused, failed ones recomputed; --out defaults to its folder."
+        ),
+    ] = None,
 ) -> None:
     """Leave-one-dataset-out evaluation: fit on all tasks but one, evaluate on it, for every task."""
     names = _split(methods)
@@ -238,13 +369,17 @@ def lodo(
         params = parse_params(param, scoped=space is None)
     except ValueError as error:
         fail(str(error))
+    if resume is not None:
+        if not resume.is_file():
+            fail(f"--resume {resume}: no such results CSV")
+        out = out or resume.parent
     if space is None:
         if set(names) & set(TABLE_METHODS):
             fail("tapas and random are evaluated on a benchmark table: add --space nb201")
-        _replay(names, store, seeds or 3, n_runs, held_out, params, out or _default_out("replay"), flow)
+        _replay(names, store, seeds or 3, n_runs, held_out, params, out or _default_out("replay"), flow, resume)
     elif space == "nb201":
         if flow or store is not None or n_runs is not None:
             fail("--space nb201 reads the NB201 table: --flow, --store and --n-runs do not apply")
-        _nb201(names, seeds or 10, held_out, params, out or _default_out("nb201"))
+        _nb201(names, seeds or 10, held_out, params, out or _default_out("nb201"), resume)
     else:
         fail(f"--space {space!r}: only 'nb201' has a table-based LODO (TAPAS); omit --space to replay a store")

@@ -28,6 +28,8 @@ def plot_regret_vs_cost(
     colors = plt.get_cmap("tab10")
     for ax, task in zip(axes.ravel(), tasks, strict=False):
         for k, method in enumerate(methods):
+            if (regret, method, task) not in index:  # the method failed on this task: nothing to draw
+                continue
             (rm, rs), (cm, cs) = index[(regret, method, task)], index[(cost, method, task)]
             ax.errorbar(
                 cm,

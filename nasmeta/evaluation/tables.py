@@ -25,11 +25,20 @@ def _check(frame: Any, columns: Sequence[str]) -> None:
         raise ValueError(f"results lack column(s) {missing}; they have {list(frame.columns)}")
 
 
+def completed(results: Any) -> Any:
+    """The rows of a LODO table that hold results: all but ``status == "failed"`` (tables without a ``status``
+    column are all results).  Failed rows stay in the runs CSV, with their reason, and out of every mean."""
+    if "status" not in getattr(results, "columns", ()):
+        return results
+    return results[results["status"] != "failed"]
+
+
 def summarize(results: Any, metrics: Sequence[str] = ("regret_val", "regret_test", "epochs", "hours")) -> Any:
     """Long table: ``method, task_id, metric, mean, std, n`` (std over seeds, ddof=1; NaN for one seed), with
     ``task_id == "mean"`` rows averaging each seed over datasets first."""
     import pandas as pd
 
+    results = completed(results)
     _check(results, ["method", "task_id", "seed", *metrics])
     per_seed_mean = results.groupby(["method", "seed"], sort=False)[list(metrics)].mean().reset_index()
     per_seed_mean["task_id"] = ALL
@@ -59,6 +68,7 @@ def markdown_table(
     ``regret ± sd / cost ± sd``."""
     if cost not in COSTS:
         raise ValueError(f"unknown cost {cost!r}; choose one of {', '.join(COSTS)}")
+    results = completed(results)
     summary = summarize(results, (regret, cost))
     methods = list(dict.fromkeys(results["method"]))
     tasks = sorted(dict.fromkeys(results["task_id"])) + [ALL]
@@ -84,8 +94,8 @@ def markdown_table(
 def write_results(
     results: Any, directory: str | Path, name: str = "replay", cost: str = "hours", plot: bool = True
 ) -> dict[str, Path]:
-    """Write ``<name>_runs.csv`` (one row per task, method, seed), ``<name>_summary.csv``, ``<name>.md`` and
-    (``plot``) ``<name>_regret_vs_cost.png``; return the paths by kind."""
+    """Write ``<name>_runs.csv`` (one row per task, method, seed, failed ones included), ``<name>_summary.csv``,
+    ``<name>.md`` and (``plot``) ``<name>_regret_vs_cost.png`` (completed rows); return the paths by kind."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -100,5 +110,5 @@ def write_results(
     if plot:
         from nasmeta.evaluation.plots import plot_regret_vs_cost
 
-        paths["plot"] = plot_regret_vs_cost(results, out / f"{name}_regret_vs_cost.png", cost=cost)
+        paths["plot"] = plot_regret_vs_cost(completed(results), out / f"{name}_regret_vs_cost.png", cost=cost)
     return paths

@@ -44,7 +44,8 @@ Choices and deviations, stated:
   training time; on the synthetic meta-dataset (5 tasks x 50 runs x 12 epochs) a larger ``delta`` or a smaller
   ``min_epochs`` stops more and earlier.
 - **Sizes** (embedding 16, LSTM 32, 16 filters per kernel, dataset embedding 8, MLP 64) and the training budget
-  are small defaults for CPU; the paper does not fix them for our spaces.  All are parameters.
+  are small defaults for CPU; the paper does not fix them for our spaces.  All are fields of
+  :class:`LCRankNetConfig`; the network itself is in :mod:`nasmeta.transfer.lcranknet_model`.
 - Parameters are initialised from a private ``torch.Generator`` (never the global RNG), so fits are
   reproducible even when several folds fit in parallel threads.
 """
@@ -57,19 +58,20 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from pydantic import BaseModel, ConfigDict, Field
 
 from nasmeta.blackbox.stopping import _curve
 from nasmeta.scheduling import Decision
 from nasmeta.search.context import StopContext
 from nasmeta.transfer.base import Stopper
+from nasmeta.transfer.lcranknet_model import LCRankNetModel, RunItems, init_parameters
 
-__all__ = ["LCRankNet", "LCRankNetModel"]
+__all__ = ["LCRankNet", "LCRankNetConfig", "LCRankNetModel", "RunItems", "init_parameters"]
 
 _WEIGHTS = "weights.pt"
 _CONFIG = "config.json"
@@ -81,179 +83,54 @@ def _positive_int(name: str, value: Any, low: int = 1) -> int:
     return int(value)
 
 
-def _positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+class LCRankNetConfig(BaseModel):
+    """Stopper threshold, network sizes, training recipe and target adaptation of :class:`LCRankNet` (see the
+    module docstring for what each choice means).  Bad values raise a ``ValueError`` naming the field."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-class LCRankNetModel(nn.Module):
-    """``f(x)``: architecture LSTM + curve CNN + dataset embedding + run features -> MLP -> one score."""
-
-    def __init__(
-        self,
-        vocab_size: int,
-        n_datasets: int,
-        n_features: int,
-        embed_dim: int = 16,
-        lstm_hidden: int = 32,
-        n_filters: int = 16,
-        kernel_sizes: Sequence[int] = (2, 3, 4, 5),
-        dataset_dim: int = 8,
-        hidden: int = 64,
-    ) -> None:
-        super().__init__()
-        self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
-        self.token_embedding = nn.Embedding(vocab_size + 1, embed_dim, padding_idx=0)  # id 0 pads
-        self.lstm = nn.LSTM(embed_dim, lstm_hidden, batch_first=True)
-        self.convs = nn.ModuleList(nn.Conv1d(1, n_filters, k) for k in self.kernel_sizes)
-        self.dataset_embedding = nn.Embedding(n_datasets, dataset_dim)
-        width = lstm_hidden + n_filters * len(self.kernel_sizes) + dataset_dim + n_features
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        # curves enter standardised by the training curves' mean and spread (set by fit, saved with the weights)
-        self.register_buffer("curve_shift", torch.tensor(0.0))
-        self.register_buffer("curve_scale", torch.tensor(1.0))
-
-    def encode_arch(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = nn.utils.rnn.pack_padded_sequence(
-            self.token_embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, (h, _) = self.lstm(packed)
-        return h[-1]
-
-    def encode_curve(self, curves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        T = curves.shape[1]
-        # zero every value after the observed length: the encoder must not depend on what padding holds
-        observed = torch.arange(T, device=curves.device)[None, :] < lengths[:, None]
-        x = ((curves - self.curve_shift) / self.curve_scale * observed).unsqueeze(1)
-        before = float(-self.curve_shift / self.curve_scale)  # accuracy 0, the value "before epoch 1"
-        parts = []
-        for k, conv in zip(self.kernel_sizes, self.convs, strict=True):
-            out = F.relu(conv(F.pad(x, (k - 1, 0), value=before)))  # position p = the window ending at epoch p + 1
-            parts.append(out.masked_fill(~observed[:, None, :], float("-inf")).amax(dim=2))
-        return torch.cat(parts, dim=1)
-
-    def forward(
-        self,
-        tokens: torch.Tensor,
-        token_lengths: torch.Tensor,
-        curves: torch.Tensor,
-        curve_lengths: torch.Tensor,
-        dataset_vectors: torch.Tensor,
-        features: torch.Tensor,
-    ) -> torch.Tensor:
-        code = torch.cat(
-            [
-                self.encode_arch(tokens, token_lengths),
-                self.encode_curve(curves, curve_lengths),
-                dataset_vectors,
-                features,
-            ],
-            dim=1,
-        )
-        return self.mlp(code).squeeze(1)
-
-
-def _init_parameters(model: nn.Module, generator: torch.Generator) -> None:
-    """PyTorch's default initialisations, drawn from ``generator``."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Linear | nn.Conv1d):
-                fan_in = module.weight[0].numel()
-                bound = 1.0 / math.sqrt(fan_in)
-                module.weight.uniform_(-bound, bound, generator=generator)
-                module.bias.uniform_(-bound, bound, generator=generator)
-            elif isinstance(module, nn.LSTM):
-                bound = 1.0 / math.sqrt(module.hidden_size)
-                for p in module.parameters():
-                    p.uniform_(-bound, bound, generator=generator)
-            elif isinstance(module, nn.Embedding):
-                module.weight.normal_(0.0, 1.0, generator=generator)
-                if module.padding_idx is not None:
-                    module.weight[module.padding_idx].zero_()
-
-
-class _Items:
-    """Runs as tensors: padded token ids, padded curves (store percent / 100), budgets, dataset rows, and the
-    z-scored ``log10`` size features; a forward pass picks rows and observed lengths."""
-
-    def __init__(
-        self,
-        tokens: Sequence[Sequence[int]],
-        curves: Sequence[np.ndarray],
-        budgets: Sequence[int],
-        static: Sequence[Sequence[float]],
-        datasets: Sequence[int] | None = None,
-    ) -> None:
-        n = len(tokens)
-        self.token_lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
-        self.tokens = torch.zeros((n, int(self.token_lengths.max())), dtype=torch.long)
-        for i, seq in enumerate(tokens):
-            self.tokens[i, : len(seq)] = torch.tensor(list(seq), dtype=torch.long) + 1
-        self.lengths = torch.tensor([len(c) for c in curves], dtype=torch.long)
-        self.curves = torch.zeros((n, int(self.lengths.max())), dtype=torch.float32)
-        for i, c in enumerate(curves):
-            self.curves[i, : len(c)] = torch.as_tensor(np.asarray(c, dtype=np.float32) / 100.0)
-        self.budgets = torch.tensor(list(budgets), dtype=torch.float32)
-        self.static = torch.tensor(np.asarray(static, dtype=np.float32).reshape(n, 2))
-        self.datasets = None if datasets is None else torch.tensor(list(datasets), dtype=torch.long)
+    #: stop when ``p(beats the best so far) <= delta``
+    delta: float = Field(0.05, gt=0.0, lt=1.0)
+    #: never stop before this many epochs
+    min_epochs: int = Field(1, ge=1, strict=True)
+    #: pairwise training: Adam steps, pairs per step, learning rate, weight decay
+    steps: int = Field(1000, ge=1, strict=True)
+    batch_size: int = Field(64, ge=1, strict=True)
+    lr: float = Field(1e-3, gt=0.0, allow_inf_nan=False)
+    weight_decay: float = Field(1e-4, ge=0.0, allow_inf_nan=False)
+    #: network sizes: token embedding, LSTM, filters per kernel, kernel sizes, dataset embedding, MLP
+    embed_dim: int = Field(16, ge=1, strict=True)
+    lstm_hidden: int = Field(32, ge=1, strict=True)
+    n_filters: int = Field(16, ge=1, strict=True)
+    kernel_sizes: tuple[Annotated[int, Field(ge=1, strict=True)], ...] = Field((2, 3, 4, 5), min_length=1)
+    dataset_dim: int = Field(8, ge=1, strict=True)
+    hidden: int = Field(64, ge=1, strict=True)
+    #: Adam steps fitting an unseen target dataset's embedding on its completed runs (0: the mean embedding)
+    adapt_steps: int = Field(30, ge=0, strict=True)
+    adapt_lr: float = Field(0.05, gt=0.0, allow_inf_nan=False)
+    #: torch threads while training / scoring (restored afterwards); None: leave as is
+    num_threads: int | None = Field(1, ge=1, strict=True)
+    seed: int = Field(0, strict=True)
 
 
 class LCRankNet(Stopper):
     """LCRankNet early-termination stopper: ``fit(meta)`` on source datasets, ``decide(curve, context)`` per epoch.
 
-    ``delta``: stop when ``p(beats the best so far) <= delta``; ``min_epochs``: never stop before this many
-    epochs; ``adapt_steps``: Adam steps fitting the target dataset's embedding on its completed runs (0: the mean
-    source embedding throughout); ``steps`` / ``batch_size`` / ``lr`` / ``weight_decay``: pairwise training.
+    Built from an :class:`LCRankNetConfig` or its fields as keywords (``LCRankNet(delta=0.1, steps=200)``), like
+    ``TAPAS``.  ``delta``: stop when ``p(beats the best so far) <= delta``; ``min_epochs``: never stop before this
+    many epochs; ``adapt_steps``: Adam steps fitting the target dataset's embedding on its completed runs (0: the
+    mean source embedding throughout); ``steps`` / ``batch_size`` / ``lr`` / ``weight_decay``: pairwise training.
+    The fields read as attributes (``ranker.delta``); the network is
+    :class:`~nasmeta.transfer.lcranknet_model.LCRankNetModel`.
     """
 
     name = "lcranknet"
     data_requirements = frozenset({"runs", "curves", "architectures"})
 
-    def __init__(
-        self,
-        delta: float = 0.05,
-        min_epochs: int = 1,
-        steps: int = 1000,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        embed_dim: int = 16,
-        lstm_hidden: int = 32,
-        n_filters: int = 16,
-        kernel_sizes: Sequence[int] = (2, 3, 4, 5),
-        dataset_dim: int = 8,
-        hidden: int = 64,
-        adapt_steps: int = 30,
-        adapt_lr: float = 0.05,
-        num_threads: int | None = 1,
-        seed: int = 0,
-    ) -> None:
-        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0.0 < delta < 1.0:
-            raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
-        kernels = list(kernel_sizes) if isinstance(kernel_sizes, Sequence) else None
-        if not kernels or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in kernels):
-            raise ValueError(f"kernel_sizes must be a non-empty sequence of integers >= 1, got {kernel_sizes!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
-        if isinstance(weight_decay, bool) or not isinstance(weight_decay, int | float) or weight_decay < 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
-        self.delta = float(delta)
-        self.min_epochs = _positive_int("min_epochs", min_epochs)
-        self.steps = _positive_int("steps", steps)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.lr = _positive_float("lr", lr)
-        self.weight_decay = float(weight_decay)
-        self.embed_dim = _positive_int("embed_dim", embed_dim)
-        self.lstm_hidden = _positive_int("lstm_hidden", lstm_hidden)
-        self.n_filters = _positive_int("n_filters", n_filters)
-        self.kernel_sizes = tuple(int(k) for k in kernels)
-        self.dataset_dim = _positive_int("dataset_dim", dataset_dim)
-        self.hidden = _positive_int("hidden", hidden)
-        self.adapt_steps = _positive_int("adapt_steps", adapt_steps, low=0)
-        self.adapt_lr = _positive_float("adapt_lr", adapt_lr)
-        self.num_threads = None if num_threads is None else _positive_int("num_threads", num_threads)
-        self.seed = int(seed)
+    def __init__(self, config: LCRankNetConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ValueError(f"pass either an LCRankNetConfig or keyword parameters, not both (got {sorted(params)})")
+        self.config = config if config is not None else LCRankNetConfig(**params)
         # fitted state
         self.model: LCRankNetModel | None = None
         self.space: str | None = None
@@ -267,37 +144,31 @@ class LCRankNet(Stopper):
         self._adapted: dict[Any, tuple[str, torch.Tensor]] = {}
 
     # -- configuration -----------------------------------------------------------------------------------------------
-    def _config(self) -> dict[str, Any]:
-        return {
-            "delta": self.delta,
-            "min_epochs": self.min_epochs,
-            "steps": self.steps,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "embed_dim": self.embed_dim,
-            "lstm_hidden": self.lstm_hidden,
-            "n_filters": self.n_filters,
-            "kernel_sizes": list(self.kernel_sizes),
-            "dataset_dim": self.dataset_dim,
-            "hidden": self.hidden,
-            "adapt_steps": self.adapt_steps,
-            "adapt_lr": self.adapt_lr,
-            "num_threads": self.num_threads,
-            "seed": self.seed,
-        }
+    def __getattr__(self, name: str) -> Any:
+        # the configuration reads as attributes (``ranker.delta``); set a new one with ``ranker.config = ...``
+        config = self.__dict__.get("config")
+        if config is not None and name in LCRankNetConfig.model_fields:
+            return getattr(config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in LCRankNetConfig.model_fields:  # an attribute here would be silently ignored by the methods
+            raise AttributeError(
+                f"{name} is part of the config: set ranker.config = ranker.config.model_copy(update={{{name!r}: ...}})"
+            )
+        super().__setattr__(name, value)
 
     def _new_model(self, vocab_size: int) -> LCRankNetModel:
         return LCRankNetModel(
             vocab_size,
             len(self.task_ids),
             n_features=4,
-            embed_dim=self.embed_dim,
-            lstm_hidden=self.lstm_hidden,
-            n_filters=self.n_filters,
-            kernel_sizes=self.kernel_sizes,
-            dataset_dim=self.dataset_dim,
-            hidden=self.hidden,
+            embed_dim=self.config.embed_dim,
+            lstm_hidden=self.config.lstm_hidden,
+            n_filters=self.config.n_filters,
+            kernel_sizes=self.config.kernel_sizes,
+            dataset_dim=self.config.dataset_dim,
+            hidden=self.config.hidden,
         )
 
     @contextlib.contextmanager
@@ -305,8 +176,8 @@ class LCRankNet(Stopper):
         """Run torch on ``num_threads`` threads (restored afterwards): the network is so small that more threads
         only add synchronisation on a shared machine."""
         old = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
+        if self.config.num_threads is not None:
+            torch.set_num_threads(self.config.num_threads)
         try:
             yield
         finally:
@@ -338,7 +209,7 @@ class LCRankNet(Stopper):
         return out
 
     def _scores(
-        self, items: _Items, idx: torch.Tensor, lengths: torch.Tensor, vectors: torch.Tensor | None = None
+        self, items: RunItems, idx: torch.Tensor, lengths: torch.Tensor, vectors: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``f`` for rows ``idx`` of ``items`` observed for ``lengths`` epochs (dataset rows unless ``vectors``)."""
         model = self._check_fitted()
@@ -383,12 +254,12 @@ class LCRankNet(Stopper):
             self.size_std[k] = float(max(np.std(logs), 1e-6)) if logs else 1.0
 
         self.model = self._new_model(get_space(self.space).vocab_size)
-        _init_parameters(self.model, torch.Generator().manual_seed(self.seed))
+        init_parameters(self.model, torch.Generator().manual_seed(self.config.seed))
         values = np.concatenate([r.curve for r in runs]) / 100.0
         self.model.curve_shift.fill_(float(values.mean()))
         self.model.curve_scale.fill_(float(max(values.std(), 1e-3)))
-        rng = np.random.default_rng(self.seed)
-        items = _Items(
+        rng = np.random.default_rng(self.config.seed)
+        items = RunItems(
             [self._tokens(r.arch, f"run {r.run_id!r}") for r in runs],
             [r.curve for r in runs],
             [r.max_epochs for r in runs],
@@ -399,12 +270,12 @@ class LCRankNet(Stopper):
         members = [np.array(by_task[t]) for t in usable]
         sizes = np.array([len(m) for m in members], dtype=float)
         task_p = sizes * (sizes - 1) / np.sum(sizes * (sizes - 1))  # every within-dataset pair equally likely
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         self.model.train()
         self.train_loss = []
         with self._threads():
-            for _ in range(self.steps):
-                i, j = self._sample_pairs(rng, members, task_p, self.batch_size)
+            for _ in range(self.config.steps):
+                i, j = self._sample_pairs(rng, members, task_p, self.config.batch_size)
                 loss = self._pair_loss(items, finals, i, j, rng)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -428,7 +299,7 @@ class LCRankNet(Stopper):
 
     def _pair_loss(
         self,
-        items: _Items,
+        items: RunItems,
         finals: torch.Tensor,
         i: np.ndarray,
         j: np.ndarray,
@@ -464,7 +335,7 @@ class LCRankNet(Stopper):
         curves = np.asarray(context.completed_curves, dtype=float)
         archs = list(context.completed_archs or [])
         if (
-            self.adapt_steps == 0
+            self.config.adapt_steps == 0
             or task in self.task_ids
             or len(curves) < 2
             or any(a is None for a in archs)
@@ -478,24 +349,24 @@ class LCRankNet(Stopper):
 
     def _fit_target_vector(self, task: Any, curves: np.ndarray, archs: list[Any]) -> torch.Tensor:
         model = self._check_fitted()
-        items = _Items(
+        items = RunItems(
             [self._tokens(a, "a completed run") for a in archs],
             list(curves),
             [curves.shape[1]] * len(curves),
             [self._sizes(*self._seen.get((task, a.arch_id), (None, None))) for a in archs],
         )
         finals = torch.tensor(curves[:, -1], dtype=torch.float32)
-        rng = np.random.default_rng([self.seed, len(curves)])
+        rng = np.random.default_rng([self.config.seed, len(curves)])
         vector = self.dataset_vector(None).clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([vector], lr=self.adapt_lr)
+        optimizer = torch.optim.Adam([vector], lr=self.config.adapt_lr)
         members, p = [np.arange(len(curves))], np.array([1.0])
         flags = [q.requires_grad for q in model.parameters()]
         for q in model.parameters():  # the network stays fixed; only the embedding moves
             q.requires_grad_(False)
         try:
             with self._threads():
-                for _ in range(self.adapt_steps):
-                    i, j = self._sample_pairs(rng, members, p, self.batch_size)
+                for _ in range(self.config.adapt_steps):
+                    i, j = self._sample_pairs(rng, members, p, self.config.batch_size)
                     loss = self._pair_loss(items, finals, i, j, rng, vector[None])
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -521,7 +392,7 @@ class LCRankNet(Stopper):
             if len(v) > budget:
                 raise ValueError(f"a curve of {len(v)} epochs exceeds its max_epochs={budget}")
             budgets.append(budget)
-        items = _Items(
+        items = RunItems(
             [self._tokens(ctx.arch) for ctx in contexts],
             values,
             budgets,
@@ -583,12 +454,12 @@ class LCRankNet(Stopper):
         self._check_fitted()
         self._remember(context)  # the sizes of a run that may become the best
         t, T = len(values), context.max_epochs
-        if t < self.min_epochs or (T is not None and t >= T):
+        if t < self.config.min_epochs or (T is not None and t >= T):
             return Decision.CONTINUE
         p = self.probability_better(values, context)
         if p is None:
             return Decision.CONTINUE
-        return Decision.STOP if p <= self.delta else Decision.CONTINUE
+        return Decision.STOP if p <= self.config.delta else Decision.CONTINUE
 
     # -- persistence -------------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -605,7 +476,9 @@ class LCRankNet(Stopper):
             "size_mean": self.size_mean,
             "size_std": self.size_std,
         }
-        (path / _CONFIG).write_text(json.dumps({"name": self.name, "config": self._config(), "state": state}))
+        (path / _CONFIG).write_text(
+            json.dumps({"name": self.name, "config": self.config.model_dump(mode="json"), "state": state})
+        )
         torch.save(model.state_dict(), path / _WEIGHTS)
         return path
 
@@ -617,7 +490,7 @@ class LCRankNet(Stopper):
         data = json.loads((path / _CONFIG).read_text())
         if data.get("name") != cls.name:
             raise ValueError(f"{path} holds a {data.get('name')!r} component, not {cls.name!r}")
-        obj = cls(**data["config"])
+        obj = cls(LCRankNetConfig(**data["config"]))
         state = data["state"]
         obj.space = state["space"]
         obj.task_ids = list(state["task_ids"])
@@ -631,4 +504,4 @@ class LCRankNet(Stopper):
 
     def __repr__(self) -> str:
         fitted = f"{len(self.task_ids)} source dataset(s) of {self.space}" if self.model is not None else "not fitted"
-        return f"LCRankNet(delta={self.delta}, min_epochs={self.min_epochs}, {fitted})"
+        return f"LCRankNet(delta={self.config.delta}, min_epochs={self.config.min_epochs}, {fitted})"

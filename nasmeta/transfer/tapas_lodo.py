@@ -22,26 +22,37 @@ TAPAS, the cost of characterising it; this run is reported, not hidden.
   black-box baselines, no test leak): TAPAS = TAP-scored regularised evolution, then the ``k`` distinct top-predicted
   cells evaluated; random search = ``k`` uniform cells.  Regret = best 200-epoch test accuracy in the table minus
   the test accuracy of the returned cell.
+
+The folds run through the project's one LODO loop (``nasmeta.evaluation.lodo.lodo_loop``): a fold's training
+view is its two source datasets, its one "method" (:data:`METHOD`, :class:`NB201Comparison`) computes the TAPAS
+pick and the random pick of a seed together, so rows stream through the loop's hooks, an interrupted run resumes
+from its finished (dataset, seed) rows, and every row carries ``task_id`` (the dataset), ``method``, ``seed`` and
+``status``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from nasmeta.evaluation.lodo import Fold, LodoHooks, check_seeds, lodo_loop
 from nasmeta.spaces.base import stable_hash
 from nasmeta.transfer.tapas import TAPAS, TAPASConfig, TapasRecord, tapas_search
 
 __all__ = [
+    "METHOD",
     "NB201_PROBE_CELL",
+    "NB201Comparison",
     "NB201LodoConfig",
     "nb201_dcn",
     "nb201_lodo",
+    "nb201_folds",
     "nb201_lodo_fold",
+    "nb201_lodo_rows",
     "nb201_records",
     "nb201_task_id",
     "summarize_nb201_lodo",
@@ -49,6 +60,8 @@ __all__ = [
 
 NB201_PROBE_CELL = "|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"
 PROBE_EPOCHS = 12
+#: the method name of an NB201 fold's rows: TAPAS and random search are evaluated together, one row per seed
+METHOD = "tapas-vs-random"
 
 
 def nb201_task_id(dataset: str) -> str:
@@ -106,110 +119,153 @@ class NB201LodoConfig(BaseModel):
     tapas: TAPASConfig = TAPASConfig()
 
 
-def nb201_lodo_fold(
-    held_out: str, seeds: Iterable[int], config: NB201LodoConfig | None = None, reporter: Any = None
-) -> list[dict[str, Any]]:
-    """Rows (one per seed) for one held-out dataset; see the module docstring."""
-    from nasmeta.blackbox import random_search
-    from nasmeta.data.benchmarks import (
-        NB201_DATASETS,
-        TabularEvaluator,
-        nb201_best_accuracy,
-        nb201_column,
-        nb201_table,
-        normalize_dataset,
-    )
-    from nasmeta.evaluation.metrics import rank_correlations, regret
-    from nasmeta.spaces import get_space
+class NB201Comparison:
+    """The "method" of an NB201 LODO fold: TAPAS (fitted on the fold's source datasets) against random search on
+    the held-out dataset, one row per seed (:meth:`row`).  Built once per fold from the sources; what depends on
+    the held-out dataset (its DCN, probe run, table column, tau cells) is computed at the first seed."""
 
-    cfg = config or NB201LodoConfig()
-    held_out = normalize_dataset(held_out)
-    seeds = _check_seeds(seeds)
-    sources = [d for d in NB201_DATASETS if d != held_out]
-    space = get_space("nb201")
-    evaluator = TabularEvaluator("nb201", held_out)
-    target_dcn = nb201_dcn(held_out)
-    best = nb201_best_accuracy(held_out)
-    all_archs = list(space.enumerate())  # NB201 index order = the table's row order
-    actual = nb201_table().columns[nb201_column(held_out, 200, "test")]
-    tau_rows = np.arange(len(all_archs))
-    if cfg.tau_archs is not None:
-        tau_rows = np.sort(np.random.default_rng(0).choice(len(all_archs), cfg.tau_archs, replace=False))
-    probe = evaluator.evaluate(space.parse(NB201_PROBE_CELL), epochs=PROBE_EPOCHS)
-    rows: list[dict[str, Any]] = []
-    tapas: TAPAS | None = None
-    for seed in seeds:
+    def __init__(
+        self, sources: Sequence[str], seeds: Sequence[int], config: NB201LodoConfig, reporter: Any = None
+    ) -> None:
+        self.sources = list(sources)
+        self.seeds = list(seeds)
+        self.config = config
+        self.reporter = reporter
+        self._held_out: dict[str, dict[str, Any]] = {}
+        self._tapas: TAPAS | None = None
+        self._correlations: dict[str, float] = {}
+
+    def _target(self, held_out: str) -> dict[str, Any]:
+        from nasmeta.data.benchmarks import TabularEvaluator, nb201_best_accuracy, nb201_column, nb201_table
+        from nasmeta.spaces import get_space
+
+        if held_out not in self._held_out:
+            space = get_space("nb201")
+            evaluator = TabularEvaluator("nb201", held_out)
+            all_archs = list(space.enumerate())  # NB201 index order = the table's row order
+            tau_rows = np.arange(len(all_archs))
+            if self.config.tau_archs is not None:
+                tau_rows = np.sort(
+                    np.random.default_rng(0).choice(len(all_archs), self.config.tau_archs, replace=False)
+                )
+            self._held_out[held_out] = {
+                "space": space,
+                "evaluator": evaluator,
+                "dcn": nb201_dcn(held_out),
+                "best": nb201_best_accuracy(held_out),
+                "tau_archs": [all_archs[i] for i in tau_rows],
+                "tau_actual": nb201_table().columns[nb201_column(held_out, 200, "test")][tau_rows],
+                "probe": evaluator.evaluate(space.parse(NB201_PROBE_CELL), epochs=PROBE_EPOCHS),
+            }
+        return self._held_out[held_out]
+
+    def row(self, held_out: str, seed: int) -> dict[str, Any]:
+        """TAPAS and random search on ``held_out`` for ``seed``; see the module docstring."""
+        from nasmeta.blackbox import random_search
+        from nasmeta.evaluation.metrics import rank_correlations, regret
+
+        cfg, target = self.config, self._target(held_out)
         fit_seconds = 0.0
-        if tapas is None or cfg.refit_per_seed:
-            data_seed = seed if cfg.refit_per_seed else seeds[0]
-            records = [r for d in sources for r in nb201_records(d, cfg.n_train, seed=data_seed)]
+        if self._tapas is None or cfg.refit_per_seed:
+            data_seed = seed if cfg.refit_per_seed else self.seeds[0]
+            records = [r for d in self.sources for r in nb201_records(d, cfg.n_train, seed=data_seed)]
             start = time.perf_counter()
-            tapas = TAPAS(cfg.tapas.model_copy(update={"seed": data_seed})).fit(records, target=target_dcn)
+            self._tapas = TAPAS(cfg.tapas.model_copy(update={"seed": data_seed})).fit(records, target=target["dcn"])
             fit_seconds = time.perf_counter() - start
-            scores = tapas.predict([all_archs[i] for i in tau_rows], target_dcn)
-            correlations = rank_correlations(scores, actual[tau_rows])
+            scores = self._tapas.predict(target["tau_archs"], target["dcn"])
+            self._correlations = rank_correlations(scores, target["tau_actual"])
+        tapas = self._tapas
         found = tapas_search(
             tapas,
-            space,
-            target_dcn,
-            evaluator,
+            target["space"],
+            target["dcn"],
+            target["evaluator"],
             cfg.k,
             cfg.n_predictions,
             cfg.population_size,
             cfg.sample_size,
             seed=seed,
-            reporter=reporter,
+            reporter=self.reporter,
         )
-        baseline = random_search(space, evaluator, cfg.k, seed=seed)
-        rows.append(
-            {
-                "held_out": held_out,
-                "seed": seed,
-                "sources": ",".join(f"{t}:{w:.3g}" for t, w in tapas.select_sources(target_dcn)),
-                "dcn": target_dcn,
-                "n_train": cfg.n_train * len(sources),
-                "kendall_tau": correlations["kendall_tau"],
-                "spearman_rho": correlations["spearman_rho"],
-                "k": cfg.k,
-                "best_acc": best,
-                "tapas_test_acc": found.best_test_acc,
-                "random_test_acc": baseline.best_test_acc,
-                "tapas_regret": regret(best, found.best_test_acc),
-                "random_regret": regret(best, baseline.best_test_acc),
-                "tapas_cost_seconds": found.cost_seconds,
-                "random_cost_seconds": baseline.cost_seconds,
-                "probe_cost_seconds": probe.cost_seconds,
-                "fit_seconds": fit_seconds,
-                "tap_search_seconds": found.extra["tap_seconds"],
-                "tapas_arch": str(found.best_arch),
-            }
-        )
-    return rows
+        baseline = random_search(target["space"], target["evaluator"], cfg.k, seed=seed)
+        best = target["best"]
+        return {
+            "held_out": held_out,
+            "sources": ",".join(f"{t}:{w:.3g}" for t, w in tapas.select_sources(target["dcn"])),
+            "dcn": target["dcn"],
+            "n_train": cfg.n_train * len(self.sources),
+            "kendall_tau": self._correlations["kendall_tau"],
+            "spearman_rho": self._correlations["spearman_rho"],
+            "k": cfg.k,
+            "best_acc": best,
+            "tapas_test_acc": found.best_test_acc,
+            "random_test_acc": baseline.best_test_acc,
+            "tapas_regret": regret(best, found.best_test_acc),
+            "random_regret": regret(best, baseline.best_test_acc),
+            "tapas_cost_seconds": found.cost_seconds,
+            "random_cost_seconds": baseline.cost_seconds,
+            "probe_cost_seconds": target["probe"].cost_seconds,
+            "fit_seconds": fit_seconds,
+            "tap_search_seconds": found.extra["tap_seconds"],
+            "tapas_arch": str(found.best_arch),
+        }
 
 
-def _check_seeds(seeds: Iterable[int]) -> list[int]:
-    seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-    return [int(s) for s in seeds]
+def nb201_folds(held_out: Sequence[str] | None = None) -> list[Fold]:
+    """LODO folds over NB201's datasets (default: all three): ``train`` = the other two dataset names, ``test`` =
+    the held-out one; ``task_id`` is the dataset name."""
+    from nasmeta.data.benchmarks import NB201_DATASETS, normalize_dataset
+
+    datasets = [normalize_dataset(d) for d in (NB201_DATASETS if held_out is None else held_out)]
+    if not datasets:
+        raise ValueError("held_out is empty: name at least one NB201 dataset")
+    return [Fold(d, tuple(s for s in NB201_DATASETS if s != d), d) for d in datasets]
+
+
+def nb201_lodo_rows(
+    held_out: Sequence[str] | None = None,
+    seeds: Iterable[int] = range(10),
+    config: NB201LodoConfig | None = None,
+    reporter: Any = None,
+    hooks: LodoHooks | None = None,
+    done: Iterable[Mapping[str, Any]] | None = None,
+    errors: Literal["raise", "record"] = "raise",
+) -> list[dict[str, Any]]:
+    """The NB201 folds through the project's one LODO loop (``nasmeta.evaluation.lodo.lodo_loop``): method
+    :data:`METHOD` (:class:`NB201Comparison`) per fold; ``hooks`` / ``done`` / ``errors`` as there."""
+    cfg = config or NB201LodoConfig()
+    seeds = check_seeds(seeds)
+    folds = nb201_folds(held_out)
+
+    def build(sources: Sequence[str]) -> NB201Comparison:
+        return NB201Comparison(sources, seeds, cfg, reporter)
+
+    def evaluate(name: str, method: NB201Comparison, fold: Fold, seed: int) -> dict[str, Any]:
+        return method.row(fold.test, seed)
+
+    return lodo_loop(folds, {METHOD: build}, evaluate, seeds, hooks=hooks, done=done, errors=errors)
+
+
+def nb201_lodo_fold(
+    held_out: str, seeds: Iterable[int], config: NB201LodoConfig | None = None, reporter: Any = None
+) -> list[dict[str, Any]]:
+    """Rows (one per seed) for one held-out dataset; see the module docstring."""
+    return nb201_lodo_rows([held_out], seeds, config, reporter)
 
 
 def nb201_lodo(
     held_out: Sequence[str] | None = None,
     seeds: Iterable[int] = range(10),
     config: NB201LodoConfig | None = None,
+    hooks: LodoHooks | None = None,
+    done: Iterable[Mapping[str, Any]] | None = None,
+    errors: Literal["raise", "record"] = "raise",
 ) -> Any:
     """The experiment over every held-out dataset (default: all three); a pandas DataFrame, one row per
     (held-out dataset, seed)."""
     import pandas as pd
 
-    from nasmeta.data.benchmarks import NB201_DATASETS
-
-    datasets = list(NB201_DATASETS if held_out is None else held_out)
-    if not datasets:
-        raise ValueError("held_out is empty: name at least one NB201 dataset")
-    seeds = _check_seeds(seeds)
-    return pd.DataFrame([row for d in datasets for row in nb201_lodo_fold(d, seeds, config)])
+    return pd.DataFrame(nb201_lodo_rows(held_out, seeds, config, hooks=hooks, done=done, errors=errors))
 
 
 def summarize_nb201_lodo(frame: Any) -> Any:
