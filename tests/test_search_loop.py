@@ -68,7 +68,8 @@ def test_asha_promotes_only_the_top_third_of_a_rung_and_never_twice(task_runs):
     assert scheduler._epochs == [1, 3, 9, 12]
     trials = result.extra["trials"]
     # each promotion took a trial ranked in the top floor(n / eta) of its rung at that moment, once per rung
-    assert scheduler.log and all(e["rank"] < e["rung_size"] // 3 for e in scheduler.log)
+    regular = [e for e in scheduler.log if not e.get("finishing")]
+    assert regular and all(e["rank"] < e["rung_size"] // 3 for e in regular)
     keys = [(e["trial"], e["from_epochs"]) for e in scheduler.log]
     assert len(keys) == len(set(keys))
     reached = [sum(t["epochs"] >= e for t in trials) for e in (1, 3, 9, 12)]
@@ -77,6 +78,16 @@ def test_asha_promotes_only_the_top_third_of_a_rung_and_never_twice(task_runs):
     for k, (lo, hi) in enumerate(((1, 3), (3, 9), (9, 12)), start=1):
         assert reached[k] == sum(x["from_epochs"] == lo and x["to_epochs"] == hi for x in scheduler.log)
     assert sum(t["status"] == "completed" for t in trials) == reached[3]
+
+
+def test_asha_with_a_small_trial_budget_still_trains_one_trial_to_the_end(task_runs):
+    order = list(task_runs[:5])
+    scheduler = ASHAScheduler(eta=3)
+    result = run_search(FixedOrderSearcher(order), StoredCurveEvaluator(order), 5, scheduler)
+    # rungs 1, 3, 9, 12 epochs: 5 trials promote one to 3 epochs, which alone can never be in a top third
+    assert [e.get("finishing", False) for e in scheduler.log] == [False, True, True]
+    assert [t["status"] for t in result.extra["trials"]].count("completed") == 1
+    assert result.best_val_acc is not None
 
 
 def test_hyperband_pauses_and_resumes_real_training(tmp_path):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from nasmeta.blackbox.domhan import CURVE_MODELS, DomhanStopper, extrapolate
-from nasmeta.blackbox.stopping import MedianStoppingRule, NoTermination, PercentileRule, stop_context
+from nasmeta.blackbox.stopping import MedianStoppingRule, NoTermination, PercentileRule
 from nasmeta.scheduling import Decision
+from nasmeta.search.context import stop_context
 
 STOP, GO = Decision.STOP, Decision.CONTINUE
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from flows.cli._app import bench_app
-from flows.cli.space import fail
+from flows.cli._common import fail
 
 METHODS = {"re": "regularized_evolution", "rs": "random_search"}
 

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
 from flows.cli._app import app
+from flows.cli._common import csv_list, fail, parse_sizes
 
 
-def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+def _int(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        fail(f"{option}: {text!r} is not an integer")
+
+
+def _json_object(text: str, option: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        fail(f"{option} is not JSON ({error.msg} at character {error.pos}): {text!r}")
+    if not isinstance(value, dict):
+        fail(f"{option} must be a JSON object, got {type(value).__name__}: {text!r}")
+    return value
 
 
 @app.command("collect")
@@ -22,7 +37,10 @@ def collect_command(
     arch_seed: int = typer.Option(0, help="Seed for sampling architectures."),
     epochs: int = typer.Option(3, help="Training epochs per run."),
     seeds: str = typer.Option("0", help="Comma-separated training seeds."),
-    size: str = typer.Option('{"C": 8, "N": 1}', help="JSON of network size arguments for space.build."),
+    size: Annotated[
+        list[str] | None,
+        typer.Option(help="Network size KEY=INT for space.build, repeated (default: the default budget's size)."),
+    ] = None,
     train: str = typer.Option("{}", help="JSON of TrainConfig overrides, e.g. '{\"lr\": 0.05}'."),
     samples_per_class: int | None = typer.Option(None, help="Use at most this many train images per class."),
     no_landmarkers: bool = typer.Option(False, "--no-landmarkers", help="Skip the landmarkers (DCN, ...)."),
@@ -43,15 +61,15 @@ def collect_command(
             with open(arch_file) as handle:
                 explicit = [line.strip() for line in handle if line.strip()]
         params = CollectParams(
-            tasks=_csv(tasks),
+            tasks=csv_list(tasks, "--tasks"),
             space=space,
             n_archs=archs,
             archs=explicit,
             arch_seed=arch_seed,
             epochs=epochs,
-            seeds=[int(s) for s in _csv(seeds)],
-            size=json.loads(size),
-            train=json.loads(train),
+            seeds=[_int(s, "--seeds") for s in csv_list(seeds, "--seeds")],
+            size=parse_sizes(size) or None,
+            train=_json_object(train, "--train"),
             samples_per_class=samples_per_class,
             landmarkers=not no_landmarkers,
             store=store,
@@ -63,9 +81,8 @@ def collect_command(
         from flows.common import open_store
 
         open_store(store)  # a store root that is a file fails here
-    except (ValueError, ValidationError, OSError, json.JSONDecodeError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    except (ValueError, ValidationError, OSError) as error:
+        fail(str(error))
     summary = collect(params, task_runner=task_runner, max_workers=workers, address=address)  # type: ignore[arg-type]
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=2, default=str))
     if summary["failures"]:

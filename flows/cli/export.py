@@ -9,8 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._app import app
-from flows.cli.proxies import parse_sizes
-from flows.cli.space import fail
+from flows.cli._common import fail, parse_sizes
 
 
 def _read_arch_json(path: Path) -> tuple[Any, dict[str, Any]]:

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._app import app
-from flows.cli.space import fail
+from flows.cli._common import fail
 from flows.cli.store import StoreOption
 
 REPLAY_DEFAULT = "lcranknet,hyperband,sh,median,domhan,baker,none"

@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated, Any
 
 import typer
 
 from flows.cli._app import app, search_app
+from flows.cli._common import csv_list, fail, resolve_budget_options
+
+METHODS_HELP = (
+    "Comma-separated search methods (default: every default method that supports the space). A method that trains "
+    "candidates composes with a scheduler: METHOD+SCHEDULER, e.g. blackbox-re+hyperband, blackbox-rs+asha, "
+    "transfer-tapas+sh (schedulers: none, median, percentile, sh, hyperband, asha, domhan, baker, lcranknet). "
+    "`nasmeta search methods` lists the methods."
+)
+SET_HELP = "Budget override KEY=VALUE, repeated (e.g. evaluations=6, eval_epochs=4, network.nb201.C=16)."
 
 
-def _csv(text: str | None) -> list[str] | None:
-    return [p.strip() for p in text.split(",") if p.strip()] if text else None
+def _checked(space: str, methods: str | None, tasks: list[str]) -> list[str] | None:
+    """Validate the space, the tasks and the methods before any flow starts (exit 2 naming the bad value)."""
+    from flows.search import check_methods
+    from nasmeta.data.tasks import get_task
+    from nasmeta.spaces import get_space
+
+    try:
+        get_space(space)
+        for name in tasks:
+            get_task(name)
+        names = csv_list(methods, "--methods")
+        return check_methods(names, space) if names else None
+    except ValueError as error:
+        fail(str(error))
+
+
+def _write_json(path: str | None, summary: dict[str, Any]) -> None:
+    if path:
+        with open(path, "w") as handle:
+            json.dump(summary, handle, indent=2, default=str)
 
 
 @app.command("pipeline")
@@ -18,33 +46,39 @@ def pipeline_command(
     target: str = typer.Option("digits-5to9", help="Target task (held out of the transfer components)."),
     sources: str | None = typer.Option(None, help="Comma-separated source tasks (default: digits variants)."),
     budget: str = typer.Option("default", help="micro | default | paper"),
+    sets: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     space: str = typer.Option("nb201", help="Search space."),
-    methods: str | None = typer.Option(None, help="Comma-separated search methods (default: all)."),
+    methods: str | None = typer.Option(None, help=METHODS_HELP),
     seed: int = typer.Option(0),
     store: str | None = typer.Option(None, help="Store root (default $NASMETA_HOME/store)."),
     no_track: bool = typer.Option(False, "--no-track", help="Do not log to MLflow."),
     json_out: str | None = typer.Option(None, "--json", help="Also write the summary as JSON to this file."),
 ) -> None:
-    """The main job: collect -> fit transfer components -> search the target side by side -> retrain the winner."""
-    from flows.pipeline import pipeline
+    """The main job: collect -> fit transfer components -> search the target side by side -> retrain the winner.
 
+    Example: nasmeta pipeline --budget micro --space darts --no-track
+    """
+    from flows.pipeline import DEFAULT_SOURCES, pipeline
+
+    source_list = csv_list(sources, "--sources") or DEFAULT_SOURCES
+    if target in source_list:
+        fail(f"target {target!r} is also a source task; leave it out of --sources")
+    method_list = _checked(space, methods, [target, *source_list])
+    budget_obj = resolve_budget_options(budget, sets)
     try:
         summary = pipeline(
             target=target,
-            sources=_csv(sources),
-            budget=budget,
+            sources=source_list,
+            budget=budget_obj,
             space=space,
-            methods=_csv(methods),
+            methods=method_list,
             seed=seed,
             store=store,
             track=not no_track,
         )
     except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    if json_out:
-        with open(json_out, "w") as handle:
-            json.dump(summary, handle, indent=2, default=str)
+        fail(str(error))
+    _write_json(json_out, summary)
     from nasmeta import config
 
     typer.echo(f"store: {store or config.default_store_root()}   MLflow: {config.default_tracking_uri()}")
@@ -55,19 +89,52 @@ def pipeline_command(
 def search_target_command(
     task: str = typer.Option("digits-5to9", help="Target task."),
     space: str = typer.Option("nb201"),
-    methods: str | None = typer.Option(None, help="Comma-separated methods (default: all)."),
+    methods: str | None = typer.Option(None, help=METHODS_HELP),
     budget: str = typer.Option("default", help="micro | default | paper"),
+    sets: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     seed: int = typer.Option(0),
-    store: str | None = typer.Option(None),
+    store: str | None = typer.Option(None, help="Store root whose metadata the transfer methods learn from."),
     no_track: bool = typer.Option(False, "--no-track"),
+    json_out: str | None = typer.Option(None, "--json", help="Also write the outcome as JSON to this file."),
 ) -> None:
-    """Zero-shot, one-shot, transfer-guided and black-box searches side by side on one task."""
+    """Zero-shot, one-shot, transfer-guided and black-box searches side by side on one task.
+
+    Example: nasmeta search target --methods blackbox-re+hyperband,blackbox-rs+asha,transfer-lcranknet
+    """
     from flows.search import search_target
 
+    method_list = _checked(space, methods, [task])
+    budget_obj = resolve_budget_options(budget, sets)
     try:
-        search_target(
-            task=task, space=space, methods=_csv(methods), budget=budget, seed=seed, store=store, track=not no_track
+        outcome = search_target(
+            task=task, space=space, methods=method_list, budget=budget_obj, seed=seed, store=store, track=not no_track
         )
     except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(error))
+    _write_json(json_out, {k: v for k, v in outcome.items() if k != "rows"})
+
+
+@search_app.command("methods")
+def search_methods_command(
+    space: str | None = typer.Option(None, help="Only the methods that support this space."),
+) -> None:
+    """The registered search methods: name, family, spaces, whether they take a scheduler, default or not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nasmeta.search.registry import methods
+
+    table = Table(title="Search methods (METHOD or METHOD+SCHEDULER)")
+    for column in ("method", "family", "spaces", "+scheduler", "default", "what it does"):
+        table.add_column(column)
+    for name, info in methods(space).items():
+        spaces = "any" if info.spaces is None else ", ".join(info.spaces)
+        table.add_row(
+            name,
+            info.family,
+            spaces,
+            "yes" if info.schedulable else "-",
+            "yes" if info.default else "-",
+            info.description,
+        )
+    Console().print(table)

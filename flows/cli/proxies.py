@@ -9,21 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._app import proxies_app
-from flows.cli.space import fail
-
-
-def parse_sizes(items: list[str] | None) -> dict[str, int]:
-    """``["C=16", "N=5"]`` -> ``{"C": 16, "N": 5}`` (network size keywords of ``space.build``)."""
-    out: dict[str, int] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            fail(f"--size takes KEY=INT (e.g. C=16), got {item!r}")
-        try:
-            out[key.strip()] = int(value)
-        except ValueError:
-            fail(f"--size {item!r}: {value!r} is not an integer")
-    return out
+from flows.cli._common import fail, parse_sizes
 
 
 def read_archs(space: Any, path: Path) -> list:

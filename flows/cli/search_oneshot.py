@@ -10,8 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._app import search_app
-from flows.cli.proxies import parse_sizes
-from flows.cli.space import fail
+from flows.cli._common import fail, parse_sizes
 
 
 def _table_accuracy(space: str, task_name: str, arch: Any) -> tuple[str, float] | None:

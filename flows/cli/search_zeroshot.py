@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from flows.cli._app import search_app
-from flows.cli.proxies import check_proxies, load_batch, parse_sizes
-from flows.cli.space import fail
+from flows.cli._common import fail, parse_sizes
+from flows.cli.proxies import check_proxies, load_batch
 
 
 @search_app.command("zeroshot")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli._app import app
-from flows.cli.space import fail
+from flows.cli._common import fail
 
 
 @app.command("serve")

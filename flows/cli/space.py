@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from flows.cli._app import space_app
-
-
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` to stderr and exit with status 2 (bad input)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+from flows.cli._common import fail
 
 
 def _space(name: str):

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from flows.cli._app import app
-from flows.cli.space import fail
+from flows.cli._common import fail
 
 
 def is_loopback(host: str) -> bool:

@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 
 from nasmeta.scheduling import Decision
-from nasmeta.search.context import StopContext, stop_context
+from nasmeta.search.context import StopContext
 
-__all__ = ["MedianStoppingRule", "NoTermination", "PercentileRule", "StopContext", "StoppingRule", "stop_context"]
 
 def _curve(curve: Sequence[float]) -> np.ndarray:
     values = np.asarray(curve, dtype=float)

@@ -18,7 +18,10 @@ Schedulers here:
   free, promote a trial in the top ``1/eta`` of its rung not yet promoted (highest rung first), else start one.
 
 Deviations: the loop runs one trial at a time (one worker), which makes ASHA's "free worker" every decision point;
-paused trials that are never promoted end as ``stopped`` and are charged the epochs they trained.
+paused trials that are never promoted end as ``stopped`` and are charged the epochs they trained.  ASHA is defined
+for an open-ended stream of trials; with a finite trial budget it may end with no trial trained to the end, so
+once the budget is spent and no promotion is due, the best paused trial of the highest rung is promoted (logged as
+``finishing``) until one trial completes.
 """
 
 from __future__ import annotations
@@ -327,7 +330,33 @@ class ASHAScheduler(Scheduler):
                         }
                     )
                     return ResumeTrial(t.trial_id)
-        return StartTrial() if len(trials) < self.n_trials else None
+        if len(trials) < self.n_trials:
+            return StartTrial()
+        return self._finish(trials)
+
+    def _finish(self, trials: list[Trial]) -> Suggestion:
+        """The trial budget is spent and no promotion is due: if no trial has completed, promote the best paused
+        trial of the highest rung reached, so that a finite search ends with a fully trained pick."""
+        if any(t.status == "completed" for t in trials):
+            return None
+        for k in range(len(self._epochs) - 2, -1, -1):
+            paused = [t for t in trials if t.status == "paused" and t.rung == k]
+            if paused:
+                best = min(paused, key=lambda t: (-t.value_at(self._epochs[k]), t.trial_id))
+                self._promoted[k].add(best.trial_id)
+                best.rung, best.promotions = k + 1, best.promotions + 1
+                self.log.append(
+                    {
+                        "trial": best.trial_id,
+                        "from_epochs": self._epochs[k],
+                        "to_epochs": self._epochs[k + 1],
+                        "rank": 0,
+                        "rung_size": len(self._rungs[k]),
+                        "finishing": True,
+                    }
+                )
+                return ResumeTrial(best.trial_id)
+        return None
 
     def milestone(self, trial: Trial) -> int:
         return self._epochs[trial.rung]

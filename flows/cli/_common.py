@@ -1,0 +1,96 @@
+"""Helpers every command shares: one error style (``error: ...`` on stderr, exit code 2, no traceback), list and
+``KEY=VALUE`` parsing, and the budget options.  Commands call one library function or one flow; everything here
+only turns command-line text into their arguments."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import typer
+
+#: messages are shortened to this many characters (a huge input must not flood the terminal)
+MAX_MESSAGE = 400
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` (one line, shortened) to stderr and exit with status 2 (bad input)."""
+    text = " ".join(str(message).split())
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 3] + "..."
+    typer.echo(f"error: {text}", err=True)
+    raise typer.Exit(2)
+
+
+def csv_list(text: str | None, option: str = "the list") -> list[str] | None:
+    """``"a, b,c"`` -> ``["a", "b", "c"]`` (None for None); an empty list is an error naming ``option``."""
+    if text is None:
+        return None
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if not items:
+        fail(f"{option} is empty")
+    return items
+
+
+def json_value(text: str) -> Any:
+    """``text`` as JSON where it parses (``0.3``, ``true``, ``[2, 3]``), else the string itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_sizes(items: list[str] | None, option: str = "--size") -> dict[str, int]:
+    """``["C=16", "N=5"]`` -> ``{"C": 16, "N": 5}`` (network size keywords of ``space.build``)."""
+    out: dict[str, int] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"{option} takes KEY=INT (e.g. C=16), got {item!r}")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError:
+            fail(f"{option} {item!r}: {value!r} is not an integer")
+    return out
+
+
+def parse_sets(items: list[str] | None, option: str = "--set") -> dict[str, Any]:
+    """``["evaluations=6", "network.nb201.C=16"]`` -> ``{"evaluations": 6, "network": {"nb201": {"C": 16}}}``;
+    values are JSON where they parse, else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"{option} takes KEY=VALUE (e.g. evaluations=6), got {item!r}")
+        *groups, name = key.strip().split(".")
+        node = out
+        for group in groups:
+            node = node.setdefault(group, {})
+            if not isinstance(node, dict):
+                fail(f"{option} {item!r}: {group!r} is set both as a value and as a group")
+        node[name] = json_value(raw)
+    return out
+
+
+def resolve_budget_options(budget: str, sets: list[str] | None) -> Any:
+    """The ``Budget`` of ``--budget NAME`` with ``--set KEY=VALUE`` overrides; a bad name or field exits 2."""
+    from pydantic import ValidationError
+
+    from nasmeta.budget import resolve_budget
+
+    try:
+        overrides = parse_sets(sets)
+        return resolve_budget({"preset": budget, **overrides} if overrides else budget)
+    except (ValueError, ValidationError) as error:
+        fail(_pydantic_message(error))
+
+
+def _pydantic_message(error: Exception) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        parts = []
+        for item in errors():
+            where = ".".join(str(p) for p in item.get("loc", ()))
+            parts.append(f"{where}: {item.get('msg')} (got {item.get('input')!r})")
+        return "budget " + "; ".join(parts)
+    return str(error)

@@ -1,0 +1,126 @@
+"""The search flow on the one registry and the one loop: live schedulers composed with searchers on real training
+(MLflow shows the stopped and promoted trials), the main job at the micro budget on every space family, and a
+method registered from a module of the user's."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from nasmeta import tracking
+
+FIXTURE = Path(__file__).parent / "fixtures" / "digits_collection"
+LIVE = ["blackbox-re+hyperband", "blackbox-rs+asha", "transfer-lcranknet"]
+
+
+@pytest.fixture(scope="module")
+def fixture_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search_store") / "store"
+    shutil.copytree(FIXTURE, root)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def live_search(prefect_harness, fixture_store, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("search_mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    tracking.configure(uri)
+    out = folder / "outcome.json"
+    args = ["search", "target", "--task", "digits-5to9", "--budget", "micro", "--methods", ",".join(LIVE)]
+    args += ["--set", "evaluations=5", "--set", "eval_epochs=4", "--store", fixture_store, "--json", str(out)]
+    result = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": uri})
+    yield result, uri, out
+    tracking.configure()
+
+
+def test_live_schedulers_run_on_real_training_and_mlflow_shows_stopped_and_promoted_trials(live_search):
+    import json
+
+    result, uri, out = live_search
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(out.read_text())
+    rows = {r["method"]: r for r in outcome["table"]}
+    assert set(rows) == set(LIVE) and all(r["status"] == "completed" for r in rows.values()), rows
+    # Hyperband with R = 4 epochs, eta = 3, 5 trials: bracket s=1 starts 3 for 1 epoch, promotes 1 to 4 epochs
+    assert rows["blackbox-re+hyperband"]["n_promotions"] == 1 and rows["blackbox-re+hyperband"]["n_stopped"] == 2
+    assert rows["blackbox-rs+asha"]["n_promotions"] >= 1 and rows["blackbox-rs+asha"]["n_stopped"] >= 1
+
+    client = tracking.client(uri)
+    experiment = client.get_experiment_by_name("nasmeta-search")
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    method_runs = {r.data.tags.get("method"): r for r in runs if r.data.tags.get("method") in LIVE}
+    hyperband = method_runs["blackbox-re+hyperband"]
+    assert hyperband.data.metrics["n_promotions"] == 1 and hyperband.data.metrics["trials_paused"] == 3
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == hyperband.info.run_id]
+    statuses = sorted(r.data.tags["status"] for r in trials)
+    assert statuses == ["completed"] * 3 + ["stopped"] * 2
+    promoted = [r for r in trials if r.data.tags["promotions"] == "1"]
+    assert len(promoted) == 1 and promoted[0].data.tags["epochs"] == "4"
+    history = client.get_metric_history(promoted[0].info.run_id, "val_acc")
+    assert [m.step for m in history] == [1, 2, 3, 4]  # paused after epoch 1, resumed to 4: one curve
+
+
+@pytest.mark.parametrize("space", ["darts", "macro"])
+def test_the_main_job_completes_at_the_micro_budget_on_every_space(prefect_harness, tmp_path, space):
+    from flows.pipeline import pipeline
+    from nasmeta.search.registry import default_methods
+
+    summary = pipeline(budget="micro", space=space, store=str(tmp_path / "store"), track=False)
+    table = {r["method"]: r for r in summary["table"]}
+    assert list(table) == default_methods(space)
+    done = [m for m, r in table.items() if r["status"] == "completed"]
+    assert done, table
+    for row in table.values():  # a failed method says why
+        assert row["status"] == "completed" or row["error"]
+    assert summary["retrained"]["status"] == "completed" and Path(summary["retrained"]["export"]).is_file()
+    assert summary["collect"]["completed"] == summary["collect"]["planned"] == 4 * 2
+    if space == "darts":
+        assert "transfer-tapas" not in table and "tapas" not in summary["transfer"]  # TAPAS costs need nb201/macro
+
+
+def test_a_method_from_a_user_module_runs_through_search_target(prefect_harness, tmp_path, monkeypatch):
+    from nasmeta.search import registry
+
+    module = tmp_path / "my_nas_method.py"
+    module.write_text(
+        textwrap.dedent(
+            '''
+            from nasmeta.search.registry import search_method
+
+
+            @search_method("custom-first-sample", family="black-box", default=False)
+            def first_sample(ctx):
+                """Trains the first random sample only."""
+                from nasmeta.blackbox import random_search
+
+                return random_search(ctx.space_obj, ctx.evaluator(), 1, seed=ctx.seed)
+            '''
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(registry.PLUGINS_VAR, "my_nas_method")
+    monkeypatch.setattr(registry, "_loaded", False)
+    try:
+        out = tmp_path / "outcome.json"
+        args = ["search", "target", "--budget", "micro", "--methods", "custom-first-sample", "--no-track"]
+        result = CliRunner().invoke(app, [*args, "--store", str(tmp_path / "store"), "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        import json
+
+        (row,) = json.loads(out.read_text())["table"]
+        assert row["method"] == "custom-first-sample" and row["status"] == "completed" and row["n_evaluations"] == 1
+        # a module that cannot be imported is one clear error
+        monkeypatch.setenv(registry.PLUGINS_VAR, "no_such_module_here")
+        monkeypatch.setattr(registry, "_loaded", False)
+        bad = CliRunner().invoke(app, ["search", "target", "--methods", "zeroshot", "--no-track"])
+        assert bad.exit_code == 2 and "NASMETA_PLUGINS names module 'no_such_module_here'" in bad.output
+    finally:
+        registry._METHODS.pop("custom-first-sample", None)
+        sys.modules.pop("my_nas_method", None)
+        monkeypatch.setattr(registry, "_loaded", False)
