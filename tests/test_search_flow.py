@@ -124,3 +124,20 @@ def test_a_method_from_a_user_module_runs_through_search_target(prefect_harness,
         registry._METHODS.pop("custom-first-sample", None)
         sys.modules.pop("my_nas_method", None)
         monkeypatch.setattr(registry, "_loaded", False)
+
+
+def test_search_methods_run_leave_one_dataset_out_through_the_registry(fixture_store):
+    from metadata_store import MetadataStore
+    from nasmeta.evaluation.search_lodo import search_lodo
+
+    meta = MetadataStore(fixture_store).meta()
+    names = {r["task_id"]: r["name"] for r in meta.tasks.to_pylist()}
+    target = next(t for t in meta.task_ids if names.get(t) == "digits-5to9")
+    rows = search_lodo(meta, ["blackbox-rs", "transfer-tapas"], budget={"preset": "micro", "evaluations": 2},
+                       tasks=[target], seeds=[0])
+    assert [(r["method"], r["status"]) for r in rows] == [("blackbox-rs", "completed"), ("transfer-tapas", "completed")]
+    for row in rows:
+        assert row["task_id"] == target and row["n_evaluations"] == 2
+        assert row["regret_test"] == pytest.approx(row["oracle_test_acc"] - row["best_test_acc"])
+    with pytest.raises(ValueError, match="unknown search method"):
+        search_lodo(meta, ["blackbox-rz"], tasks=[target])

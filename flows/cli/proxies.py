@@ -130,19 +130,9 @@ def score_command(
             writer.writerows(rows)
     if store is not None:
         from metadata_store import MetadataStore
-        from nasmeta.zeroshot.store import write_architectures, write_scores
+        from nasmeta.zeroshot.store import store_scored
 
-        target = MetadataStore(store)
-        write_architectures(target, scored)
-        write_scores(
-            target,
-            data.task_id,
-            [
-                {"arch_id": s.arch_id, "proxy": p, "seed": seed, "value": v, "seconds": s.seconds[p]}
-                for s in scored
-                for p, v in s.scores.items()
-            ],
-        )
+        store_scored(MetadataStore(store), data.task_id, scored, seed)
     table = Table(title=f"{', '.join(names)} on {space} / {task} (seed {seed})", title_justify="left")
     table.add_column("arch", overflow="fold")
     for column in ("proxy", "score", "seconds"):

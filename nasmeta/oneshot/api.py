@@ -162,36 +162,25 @@ def retrain(
     config: Any = None,
     **size: Any,
 ) -> Retrained:
-    """Build ``arch`` (``size`` goes to ``space.build``) and train it from scratch for ``epochs`` epochs.
+    """Build ``arch`` (``size`` goes to ``space.build``) and train it from scratch for ``epochs`` epochs, through
+    the one training path (:func:`nasmeta.training.train_architecture`).
 
     ``config`` is a :class:`nasmeta.training.TrainConfig` (default recipe) whose epochs and seed are replaced.
-    Reports go to ``reporter`` as ``retrain_<metric>`` with ``step = epoch``.
+    Reports go to ``reporter`` as ``retrain_<metric>`` with ``step = epoch``; a build error raises ``ValueError``.
     """
-    from nasmeta.training import TrainConfig, seed_everything, train
+    from nasmeta.training import TrainConfig, train_architecture
 
     data = _task(task)
     config = (config or TrainConfig()).with_(epochs=epochs, seed=seed)
-    seed_everything(seed)
-    space = get_space(arch.space)
-    model = space.build(arch, data.num_classes, data.input_shape, **size)
     prefixed = None
     if reporter is not None:
         prefixed = CallbackReporter(lambda step, m: reporter.report(step, **{f"retrain_{k}": v for k, v in m.items()}))
-    result = train(model, data, config, prefixed)
-    ok = result.status != "failed" and bool(result.curve)
-    evaluation = Evaluation(
-        arch=arch,
-        val_acc=result.final_val_acc if ok else 0.0,
-        test_acc=result.final_test_acc if ok else 0.0,
-        cost_seconds=result.seconds,
-        epochs=result.epochs_done,
-        status=result.status,
-        error=result.error,
-        curve=result.curve,
-        extra={"estimator": "retrain", "n_params": result.n_params, "flops": result.flops},
-    )
+    trained = train_architecture(arch, data, config, size=size, reporter=prefixed)
+    if trained.model is None:
+        raise ValueError(f"cannot retrain {arch}: {trained.result.error}")
+    evaluation = replace(trained.evaluation, extra={**trained.evaluation.extra, "estimator": "retrain"})
     build = {"num_classes": data.num_classes, "input_shape": list(data.input_shape), "size": dict(size)}
-    return Retrained(model, result, evaluation, build)
+    return Retrained(trained.model, trained.result, evaluation, build)
 
 
 def with_retrain(result: SearchResult, retrained: Retrained) -> SearchResult:

@@ -1,8 +1,7 @@
 """The transfer-component contract (DESIGN.md): ``fit(meta) -> self``, ``save(dir)``, ``load(dir)`` plus one role.
 
-Roles:
+Roles (a generator role, ``propose(task, n) -> archs``, joins when the first generator, RapidNAS, does):
 - :class:`Predictor` — ``predict(archs, task) -> scores`` (higher = better);
-- :class:`Generator` — ``propose(task, n) -> archs``;
 - :class:`Stopper` — ``decide(curve, context) -> Decision`` on a partial learning curve;
 - :class:`MetaArchitecture` — ``adapt(task) -> arch``.
 
@@ -70,12 +69,6 @@ class Predictor(TransferComponent):
     @abc.abstractmethod
     def predict(self, archs: Sequence[Architecture], task: Any) -> np.ndarray:
         """Scores for ``archs`` on ``task`` (higher = better); ``task`` is a task id or a landmarker dict."""
-
-
-class Generator(TransferComponent):
-    @abc.abstractmethod
-    def propose(self, task: Any, n: int) -> list[Architecture]:
-        """``n`` candidate architectures for ``task``."""
 
 
 class Stopper(TransferComponent):

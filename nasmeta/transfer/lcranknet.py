@@ -56,7 +56,7 @@ import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -68,6 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nasmeta.blackbox.stopping import _curve
 from nasmeta.scheduling import Decision
 from nasmeta.search.context import StopContext
+from nasmeta.threads import torch_threads
 from nasmeta.transfer.base import Stopper
 from nasmeta.transfer.lcranknet_model import LCRankNetModel, RunItems, init_parameters
 
@@ -171,17 +172,10 @@ class LCRankNet(Stopper):
             hidden=self.config.hidden,
         )
 
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        """Run torch on ``num_threads`` threads (restored afterwards): the network is so small that more threads
+    def _threads(self) -> contextlib.AbstractContextManager[None]:
+        """Run torch on ``num_threads`` threads (``nasmeta.threads``): the network is so small that more threads
         only add synchronisation on a shared machine."""
-        old = torch.get_num_threads()
-        if self.config.num_threads is not None:
-            torch.set_num_threads(self.config.num_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(old)
+        return torch_threads(self.config.num_threads)
 
     def _check_fitted(self) -> LCRankNetModel:
         if self.model is None:

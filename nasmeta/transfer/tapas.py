@@ -44,11 +44,10 @@ Choices and deviations (stated so they can be judged):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -61,6 +60,7 @@ from nasmeta.evaluators import Evaluation, Evaluator
 from nasmeta.reporting import Reporter
 from nasmeta.search_result import SearchResult
 from nasmeta.spaces.base import Architecture, SearchSpace
+from nasmeta.threads import torch_threads
 from nasmeta.transfer.base import MissingMetadataError, Predictor
 from nasmeta.transfer.tap_model import COST_SPACES, TAPNetwork, encode
 
@@ -91,17 +91,6 @@ class TapasRecord:
         )
         if not (numeric and math.isfinite(self.accuracy) and 0 <= self.accuracy <= 100):
             raise ValueError(f"record accuracy must be a percentage in [0, 100], got {self.accuracy!r}")
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _check_dcn(value: Any, what: str) -> float:
@@ -254,7 +243,7 @@ class TAPAS(Predictor):
 
     def _model(self, selection: Selection) -> _FittedTAP:
         if selection not in self._models:
-            with _threads(self.config.num_threads):
+            with torch_threads(self.config.num_threads):
                 self._models[selection] = self._train(selection)
         return self._models[selection]
 
@@ -328,7 +317,7 @@ class TAPAS(Predictor):
         for i in range(0, len(archs), _PREDICT_CHUNK):
             tokens, costs = encode(archs[i : i + _PREDICT_CHUNK])
             d = torch.full((len(tokens),), target_dcn, dtype=torch.float32)
-            with torch.no_grad(), _threads(self.config.num_threads):
+            with torch.no_grad(), torch_threads(self.config.num_threads):
                 out.append(fitted.network(torch.from_numpy(tokens), torch.from_numpy(costs), d).numpy())
         y = np.concatenate(out).astype(np.float64) * fitted.y_std + fitted.y_mean
         if self.config.target == "dcn_ratio":

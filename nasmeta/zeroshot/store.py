@@ -46,3 +46,16 @@ def write_architectures(store: MetadataStore, scored: Iterable[ScoredArch]) -> i
     """
     rows = [architecture_row(s.arch, n_params=int(s.params), flops=s.flops) for s in scored]
     return store.append("architectures", rows)
+
+
+def store_scored(store: MetadataStore, task_id: str, scored: Iterable[ScoredArch], seed: int = 0) -> int:
+    """Both tables for one scoring run: the architectures, then every (architecture, proxy) score with ``seed``.
+    Returns the number of score rows written."""
+    scored = list(scored)
+    write_architectures(store, scored)
+    rows = [
+        {"arch_id": s.arch_id, "proxy": p, "seed": seed, "value": v, "seconds": s.seconds[p]}
+        for s in scored
+        for p, v in s.scores.items()
+    ]
+    return write_scores(store, task_id, rows)
