@@ -70,3 +70,51 @@ def task_row(spec: Any, data: Any) -> dict[str, Any]:
 def tracking_enabled(track: bool) -> bool:
     """MLflow tracking can be switched off per call or globally with ``NASMETA_TRACKING=0``."""
     return track and os.environ.get("NASMETA_TRACKING", "1") not in {"0", "false", "no"}
+
+
+def provenance_tags() -> dict[str, str]:
+    """Tags that make a run findable again: the git commit of the code (when it runs from a checkout), the nasmeta
+    version, and the Prefect flow run (id, name, and the UI path under the Prefect API URL) it belongs to."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    tags: dict[str, str] = {}
+    try:
+        tags["nasmeta.version"] = version("nasmeta")
+    except PackageNotFoundError:
+        pass
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from prefect.runtime import flow_run
+
+        if flow_run.id:
+            tags["prefect.flow_run_id"] = str(flow_run.id)
+            tags["prefect.flow_run_name"] = str(flow_run.name)
+            tags["prefect.flow_run_url"] = f"/runs/flow-run/{flow_run.id}"
+    except Exception:  # outside a flow run there is nothing to link
+        pass
+    return tags
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> str | None:
+    """A Prefect markdown artifact on the current flow run (shown in the Prefect UI); ``key`` is reduced to the
+    lowercase letters, digits and dashes Prefect accepts.  Returns the key, or None outside a flow run."""
+    import re
+
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.runtime import flow_run
+
+    if not flow_run.id:
+        return None
+    clean = re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")[:100] or "nasmeta"
+    create_markdown_artifact(key=clean, markdown=markdown, description=description)
+    return clean

@@ -14,16 +14,16 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.collect import collect_metadata
-from flows.search import check_methods, search_target
+from flows.defaults import DEFAULT_SOURCES, DEFAULT_TARGET
+from flows.search import search_target
 from flows.transfer import train_transfer
 from nasmeta.budget import Budget, resolve_budget
-
-DEFAULT_SOURCES = ["digits-0to4", "digits-even", "digits-odd", "digits-rot30"]
+from nasmeta.search.registry import check_methods
 
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(
-    target: str = "digits-5to9",
+    target: str = DEFAULT_TARGET,
     sources: list[str] | None = None,
     budget: str | dict[str, Any] | Budget = "default",
     space: str = "nb201",

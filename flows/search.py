@@ -18,25 +18,18 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import open_store, resolve_task_spec, task_row, tracking_enabled
+from flows.common import (
+    open_store,
+    provenance_tags,
+    publish_markdown,
+    resolve_task_spec,
+    task_row,
+    tracking_enabled,
+)
 from nasmeta.budget import Budget, resolve_budget
+from nasmeta.search.registry import check_methods
 
 EXPERIMENT = "nasmeta-search"
-
-
-def check_methods(methods: list[str] | None, space: str) -> list[str]:
-    """The methods to run (default: the registry's default methods for ``space``); each is validated (unknown
-    names, schedulers, spaces) before anything runs."""
-    from nasmeta.search.registry import default_methods, parse_method
-
-    names = list(methods or default_methods(space))
-    if not names:
-        raise ValueError("no search method given")
-    for name in names:
-        parse_method(name, space)
-    if len(set(names)) != len(names):
-        raise ValueError(f"search methods repeat: {names}")
-    return names
 
 
 class _TrialLogger:
@@ -259,8 +252,22 @@ def retrain_winner(
     return outcome
 
 
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    p = flow_run.parameters
+    budget = p.get("budget")
+    label = budget if isinstance(budget, str) else getattr(budget, "name", None) or (budget or {}).get("name", "custom")
+    return f"search {p.get('task')} ({p.get('space')}, {label})"
+
+
 # one method at a time: each already uses every CPU core, and a shared global RNG keeps runs reproducible
-@flow(name="search-target", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(
+    name="search-target",
+    log_prints=True,
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+    flow_run_name=_flow_run_name,
+)
 def search_target(
     task: str = "digits-5to9",
     space: str = "nb201",
@@ -315,8 +322,11 @@ def search_target(
             "budget": budget_obj.name,
             "methods": ",".join(methods),
             "lodo_fold": fold or "none",
+            **provenance_tags(),
         }
-        with tracking.parent_run(EXPERIMENT, run_name=f"search/{spec.name}", tags=tags, params=budget_json) as parent:
+        # unique per search: the same task searched twice must not give two runs of one name
+        run_name = f"search/{spec.name}/{time.strftime('%Y%m%d-%H%M%S')}"
+        with tracking.parent_run(EXPERIMENT, run_name=run_name, tags=tags, params=budget_json) as parent:
             outcome = run_all(parent)
             tracking.log_table("comparison", comparison_rows(outcome), run=parent)
             parent.log_metrics(
@@ -333,8 +343,44 @@ def search_target(
             logger.warning("search method %s failed: %s", row["method"], row["error"])
     outcome["table"] = comparison_rows(outcome)
     outcome["task_id"] = spec.task_id
+    outcome["artifact"] = publish_markdown(
+        f"comparison-{spec.name}-{space}",
+        comparison_markdown(outcome, spec.name, space, budget_obj.name),
+        f"search comparison on {spec.name} ({space}, budget {budget_obj.name})",
+    )
     print_comparison(outcome)
     return outcome
+
+
+def comparison_markdown(outcome: dict[str, Any], task: str, space: str, budget: str) -> str:
+    """The comparison as a markdown table, with the MLflow run ids that hold each method's details."""
+    head = ["method", "status", "val acc", "test acc", "search s", "evals", "stopped", "promoted", "MLflow run"]
+    lines = [f"## Search comparison: {task} ({space}, budget {budget})", "", "| " + " | ".join(head) + " |"]
+    lines.append("|" + "---|" * len(head))
+
+    def fmt(v: Any, spec: str = ".2f") -> str:
+        return "-" if v is None else format(v, spec)
+
+    for r in outcome["rows"]:
+        cells = [
+            r["method"],
+            r["status"] if r["status"] == "completed" else f"failed: {(r.get('error') or '')[:80]}",
+            fmt(r.get("best_val_acc")),
+            fmt(r.get("best_test_acc")),
+            fmt(r.get("search_seconds"), ".1f"),
+            fmt(r.get("n_evaluations"), "d"),
+            fmt(r.get("n_stopped"), "d"),
+            fmt(r.get("n_promotions"), "d"),
+            f"`{r['mlflow_run_id']}`" if r.get("mlflow_run_id") else "-",
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    rt = outcome.get("retrained") or {}
+    if rt:
+        lines += ["", f"**Winner**: {outcome['winner']} `{rt.get('arch')}` retrained test accuracy "
+                  f"{fmt(rt.get('test_acc'))} %, exported to `{rt.get('export')}`"]
+    if outcome.get("mlflow_run_id"):
+        lines += ["", f"MLflow parent run: `{outcome['mlflow_run_id']}` (experiment `{EXPERIMENT}`; `nasmeta ui`)"]
+    return "\n".join(lines)
 
 
 def comparison_rows(outcome: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,8 +21,8 @@ SET_HELP = "Budget override KEY=VALUE, repeated (e.g. evaluations=6, eval_epochs
 
 def _checked(space: str, methods: str | None, tasks: list[str]) -> list[str] | None:
     """Validate the space, the tasks and the methods before any flow starts (exit 2 naming the bad value)."""
-    from flows.search import check_methods
     from nasmeta.data.tasks import get_task
+    from nasmeta.search.registry import check_methods
     from nasmeta.spaces import get_space
 
     try:
@@ -58,13 +58,15 @@ def pipeline_command(
 
     Example: nasmeta pipeline --budget micro --space darts --no-track
     """
-    from flows.pipeline import DEFAULT_SOURCES, pipeline
+    from flows.defaults import DEFAULT_SOURCES
 
     source_list = csv_list(sources, "--sources") or DEFAULT_SOURCES
     if target in source_list:
         fail(f"target {target!r} is also a source task; leave it out of --sources")
     method_list = _checked(space, methods, [target, *source_list])
     budget_obj = resolve_budget_options(budget, sets)
+    from flows.pipeline import pipeline  # Prefect is imported only once the input is known to be good
+
     try:
         summary = pipeline(
             target=target,
@@ -101,10 +103,10 @@ def search_target_command(
 
     Example: nasmeta search target --methods blackbox-re+hyperband,blackbox-rs+asha,transfer-lcranknet
     """
-    from flows.search import search_target
-
     method_list = _checked(space, methods, [task])
     budget_obj = resolve_budget_options(budget, sets)
+    from flows.search import search_target  # Prefect is imported only once the input is known to be good
+
     try:
         outcome = search_target(
             task=task, space=space, methods=method_list, budget=budget_obj, seed=seed, store=store, track=not no_track

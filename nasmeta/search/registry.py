@@ -143,3 +143,17 @@ def parse_method(text: str, space: str | None = None) -> MethodSpec:
     if space is not None and not info.supports(space):
         raise ValueError(f"search method {name!r} does not support space {space!r}; it supports {list(info.spaces)}")
     return MethodSpec(text.strip(), info, scheduler or None)
+
+
+def check_methods(names: list[str] | None, space: str) -> list[str]:
+    """The methods to run (default: the default methods for ``space``), each validated (unknown names,
+    schedulers, spaces) and none repeated; ``ValueError`` with one line naming the bad value otherwise."""
+    chosen = list(names or default_methods(space))
+    if not chosen:
+        raise ValueError("no search method given")
+    for name in chosen:
+        parse_method(name, space)
+    repeated = sorted({n for n in chosen if chosen.count(n) > 1})
+    if repeated:
+        raise ValueError(f"search methods given twice: {', '.join(repeated)}")
+    return chosen
