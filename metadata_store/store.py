@@ -451,6 +451,13 @@ class MetadataStore:
 
         return MetaDataset.from_store(self)
 
+    def claim(self, key: str, ttl: float = 600.0, owner: str | None = None) -> Any:
+        """Claim ``key`` (a run id) before working on it; a :class:`~metadata_store.leases.Lease` to release
+        when done, or ``None`` while another live process holds it (see :mod:`metadata_store.leases`)."""
+        from metadata_store.leases import claim
+
+        return claim(self, key, ttl, owner)
+
     def import_curves(self, source: Any, **options: Any) -> dict[str, int]:
         """Import an external learning-curve file; see :func:`metadata_store.external.import_curves`."""
         from metadata_store.external import import_curves
