@@ -12,7 +12,8 @@ searches (pyarrow only; no torch, prefect or mlflow).
 
 Modules: ``schemas`` (tables, keys, units), ``keys`` (deterministic ids), ``store`` (atomic appends, reads,
 compaction), ``dedup`` (which duplicate wins), ``dataset`` (``MetaDataset`` views), ``external`` (the CSV /
-Parquet import format for other learning-curve collections).
+Parquet import format for other learning-curve collections), ``leases`` (claims on runs, so overlapping
+collectors do not train the same run twice).
 """
 
 from metadata_store.dataset import MetaDataset
