@@ -33,17 +33,23 @@ def _python(code: str, **kwargs) -> subprocess.Popen:
 # -- fault 1: concurrent creation and a half-migrated database ----------------------------------------------------
 def test_processes_creating_a_fresh_database_at_once_all_succeed(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    start = time.time() + 8.0  # every process imports mlflow first, then they all open the database together
+    n = 3
+    # every process imports mlflow first and says so; they open the fresh database together once all are ready
     code = f"""
 import time
+from pathlib import Path
 from nasmeta import tracking
 tracking.configure({uri!r}, artifact_root={str(tmp_path / "art")!r})
-time.sleep(max(0.0, {start} - time.time()))
+import mlflow.store.tracking.sqlalchemy_store  # the slow imports, before the barrier
+Path({str(tmp_path)!r}, f"ready-{{__import__('os').getpid()}}").touch()
+deadline = time.time() + 120
+while len(list(Path({str(tmp_path)!r}).glob("ready-*"))) < {n} and time.time() < deadline:
+    time.sleep(0.01)
 with tracking.parent_run("race") as run:
     run.log_metrics({{"x": 1.0}})
 print(run.run_id)
 """
-    procs = [_python(code) for _ in range(4)]
+    procs = [_python(code) for _ in range(n)]
     outs = [p.communicate(timeout=180) for p in procs]
     for proc, (_, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err[-3000:]
