@@ -29,8 +29,7 @@ def test_rows_with_arch_id_space_and_arch_str_store_the_encoding(tmp_path: Path)
     from nasmeta.spaces import get_space
 
     rows = [
-        {"task_id": "t", "arch_id": "nb301-17", "space": "nb201", "arch_str": CELL, "epoch": e, "val_acc": 10.0 * e,
-         "seconds": 2.0 * e}  # fmt: skip
+        dict(task_id="t", arch_id="nb301-17", space="nb201", arch_str=CELL, epoch=e, val_acc=10.0 * e, seconds=2.0 * e)
         for e in (1, 2, 3)
     ]
     store = MetadataStore(tmp_path / "store")
