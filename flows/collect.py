@@ -126,6 +126,10 @@ def landmarker_task(task_name: str, samples_per_class: int | None, seeds: list[i
     return spec.task_id
 
 
+#: seconds a collector's claim on a run lasts without renewal (it is renewed while the run trains)
+LEASE_TTL = 600.0
+
+
 def _train_run_name() -> str:
     """``train <task> <arch id> s<seed>``: readable task-run names in the Prefect UI."""
     from prefect.runtime import task_run
@@ -136,6 +140,19 @@ def _train_run_name() -> str:
     return f"train {p['task_name']} {Architecture.from_json(p['arch_json']).arch_id} s{p['seed']}"
 
 
+def _retry_unless_store_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed training run, except when the store cannot be written: retraining would hit the same error."""
+    from metadata_store import StoreWriteError
+
+    try:
+        state.result()
+    except StoreWriteError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
 @task(
     name="train-run",
     retries=1,
@@ -143,8 +160,39 @@ def _train_run_name() -> str:
     tags=["gpu"],
     persist_result=False,
     task_run_name=_train_run_name,
+    retry_condition_fn=_retry_unless_store_error,
 )
 def train_run(
+    task_name: str,
+    samples_per_class: int | None,
+    arch_json: dict[str, Any],
+    seed: int,
+    config_json: dict[str, Any],
+    size: dict[str, Any],
+    store_root: str,
+    parent: Any = None,
+) -> dict[str, Any]:
+    """Claim the run in the store, then train and store it (:func:`_train_one`); a run another live collector
+    holds, or that completed since the collection was planned, is skipped (``status="skipped"``)."""
+    from metadata_store import run_id as make_run_id
+    from nasmeta.spaces import Architecture
+    from nasmeta.training import TrainConfig
+
+    store = open_store(store_root)
+    spec = resolve_task_spec(task_name, samples_per_class)
+    rid = make_run_id(
+        spec.task_id, Architecture.from_json(arch_json).arch_id, seed, TrainConfig(**config_json).config_hash()
+    )
+    lease = store.claim(rid, ttl=LEASE_TTL)
+    if lease is None:
+        return {"run_id": rid, "status": "skipped", "error": "claimed by another collector", "seconds": 0.0}
+    with lease:
+        if store.has_completed(rid):
+            return {"run_id": rid, "status": "skipped", "error": "completed by another collector", "seconds": 0.0}
+        return _train_one(task_name, samples_per_class, arch_json, seed, config_json, size, store_root, parent)
+
+
+def _train_one(
     task_name: str,
     samples_per_class: int | None,
     arch_json: dict[str, Any],
@@ -317,6 +365,9 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
         ]
         for future in futures:
             outcome = future.result()
+            if outcome["status"] == "skipped":  # another collector holds or finished it
+                summary["skipped"] += 1
+                continue
             summary["trained"] += 1
             summary[outcome["status"]] += 1
             if outcome["status"] == "failed":

@@ -12,22 +12,25 @@ searches (pyarrow only; no torch, prefect or mlflow).
 
 Modules: ``schemas`` (tables, keys, units), ``keys`` (deterministic ids), ``store`` (atomic appends, reads,
 compaction), ``dedup`` (which duplicate wins), ``dataset`` (``MetaDataset`` views), ``external`` (the CSV /
-Parquet import format for other learning-curve collections).
+Parquet import format for other learning-curve collections), ``leases`` (claims on runs, so overlapping
+collectors do not train the same run twice).
 """
 
 from metadata_store.dataset import MetaDataset
 from metadata_store.external import import_curves, read_curve_file
 from metadata_store.keys import config_hash, run_id
 from metadata_store.schemas import RUN_STATUSES, SCHEMA_VERSION, TABLES, TableSpec, table_spec
-from metadata_store.store import MetadataStore
+from metadata_store.store import MetadataStore, StoreWriteError, UnreadableFileWarning
 
 __all__ = [
     "RUN_STATUSES",
     "SCHEMA_VERSION",
+    "StoreWriteError",
     "TABLES",
     "MetaDataset",
     "MetadataStore",
     "TableSpec",
+    "UnreadableFileWarning",
     "config_hash",
     "import_curves",
     "read_curve_file",

@@ -27,6 +27,9 @@ column             required  meaning
 ``source``         no        where the data came from (default: the file name), stored on new tasks
 =================  ========  ==========================================================================
 
+Checked at import, each problem naming the file's row (1-based, header excluded): ``epoch`` >= 1, and
+``seconds`` never decreasing along a run's epochs (it is cumulative).
+
 Each distinct (task_id, arch_id, seed, config_hash) becomes one run whose ``run_id`` is the store's
 deterministic hash, so importing the same file twice adds nothing: runs already in the store are skipped
 (``overwrite=True`` writes them again; the newer rows then win on read).  The run's final accuracies,
@@ -134,11 +137,14 @@ def import_curves(
     *,
     source_name: str | None = None,
     overwrite: bool = False,
+    architectures: list[dict[str, Any]] | None = None,
 ) -> dict[str, int]:
     """Import a curve file (or a table in the same format) into ``store``.
 
     Writes ``curves`` and ``runs`` for runs not yet stored, and ``tasks`` / ``architectures`` rows for ids the
-    store does not know.  Returns the number of rows written per table.
+    store does not know.  ``architectures``: complete ``architectures`` rows (with ``encoding``, which only a
+    search space can compute) that replace the bare rows derived from ``space`` / ``arch_str``; they are written
+    only after the file passed every check.  Returns the number of rows written per table.
     """
     if isinstance(source, pa.Table):
         raw, default_source = source, source_name or "external"
@@ -160,7 +166,9 @@ def import_curves(
         [("run_id", "ascending"), ("epoch", "ascending"), ("__row", "ascending")]
     )
     # an epoch listed twice for one run (e.g. two encodings of one architecture): the later row wins, as on read
-    table = _last_rows(table, ["run_id", "epoch"]).drop_columns(["__row"])
+    table = _last_rows(table, ["run_id", "epoch"])
+    _check_curves(table, identity)
+    table = table.drop_columns(["__row"])
 
     if not overwrite:
         stored = store.read("runs", columns=["run_id"], run_id=ids["run_id"].combine_chunks())["run_id"]
@@ -188,12 +196,39 @@ def import_curves(
         runs["error"] = last["error"]
 
     new_tasks = _new_rows(store, "tasks", "task_id", _task_rows(table, default_source))
-    new_archs = _new_rows(store, "architectures", "arch_id", _arch_rows(table))
+    arch_rows = {row["arch_id"]: row for row in _arch_rows(table)}
+    arch_rows.update({row["arch_id"]: row for row in architectures or []})
+    new_archs = _new_rows(store, "architectures", "arch_id", list(arch_rows.values()))
     written["tasks"] = store.append("tasks", new_tasks)
     written["architectures"] = store.append("architectures", new_archs)
     written["curves"] = store.append("curves", table.select(curve_columns))
     written["runs"] = store.append("runs", pa.table(runs))
     return written
+
+
+def _check_curves(table: pa.Table, identity: list[str]) -> None:
+    """Epochs >= 1 and cumulative seconds that never decrease within a run (``table`` sorted by run and epoch,
+    ``__row`` = the file's 0-based row); a violation raises ``ValueError`` naming the row."""
+    rows = table["__row"].to_numpy()
+    epochs = table["epoch"].to_numpy(zero_copy_only=False)
+    low = np.flatnonzero(epochs < 1)
+    if len(low):
+        raise ValueError(f"row {rows[low[0]] + 1} of the curve file: epoch {epochs[low[0]]} (epochs count from 1)")
+    if "seconds" not in table.column_names:
+        return
+    seconds = table["seconds"].to_numpy(zero_copy_only=False).astype(float)  # nulls -> NaN
+    valid = np.flatnonzero(~np.isnan(seconds))
+    run = table["run_id"].to_numpy(zero_copy_only=False)[valid]
+    values = seconds[valid]
+    bad = np.flatnonzero((run[1:] == run[:-1]) & (values[1:] < values[:-1]))
+    if len(bad):
+        now, before = valid[bad[0] + 1], valid[bad[0]]
+        who = ", ".join(f"{k}={table[k][int(now)].as_py()!r}" for k in identity)
+        raise ValueError(
+            f"row {rows[now] + 1} of the curve file: seconds {seconds[now]:g} at epoch {epochs[now]} is less than "
+            f"{seconds[before]:g} at epoch {epochs[before]} (row {rows[before] + 1}) of the same run ({who}); "
+            "seconds must be cumulative wall time"
+        )
 
 
 def _task_rows(table: pa.Table, default_source: str) -> list[dict[str, Any]]:

@@ -16,6 +16,14 @@ later completed).
 ones after.  A reader that lists in between sees the rows twice, which de-duplication makes harmless; a reader
 whose listed file disappears before it is opened lists again.  Any file is only deleted after its rows are in
 another committed file, so concurrent appends and even concurrent compactions lose nothing.
+
+Faults: a file that cannot be read as Parquet (truncated by a full disk, junk named ``*.parquet``) does not
+block its table.  A read that fails on one finds the unreadable files (footer first, then a full read of the
+suspects), leaves them out, warns once per file (:class:`UnreadableFileWarning`) and answers from the rest;
+``compact`` leaves them in place (it never deletes a file whose rows it did not read).  :meth:`MetadataStore.check`
+lists them and ``check(repair=True)`` moves them to ``<root>/_quarantine/<table>/`` (nothing is deleted).
+Write failures (disk full, read-only folder) raise :class:`StoreWriteError` naming the file; flows call
+:meth:`MetadataStore.check_writable` before any work so that a store they cannot write stops them at once.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import datetime as _dt
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +49,8 @@ from metadata_store.schemas import RUN_STATUSES, SCHEMA_VERSION, TABLES, TableSp
 
 if TYPE_CHECKING:
     from metadata_store.dataset import MetaDataset
+
+QUARANTINE = "_quarantine"
 
 _SUFFIX = ".parquet"
 _COMPACTED_SUFFIX = ".compacted.parquet"
@@ -75,6 +86,20 @@ def _resolve_root(root: str | os.PathLike, filesystem: Any) -> tuple[pafs.FileSy
     return fs, path.rstrip("/"), isinstance(fs, pafs.LocalFileSystem)
 
 
+class StoreWriteError(OSError):
+    """The store could not be written (disk full, read-only, missing permissions); the message names the path.
+
+    Retrying the work that led to it does not help, so flows should not retry on it."""
+
+
+class UnreadableFileWarning(UserWarning):
+    """A data file of the store is not readable Parquet and was left out of a read."""
+
+
+#: what pyarrow raises for a file that is not (complete) Parquet
+_CORRUPT = (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError)
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
@@ -90,6 +115,7 @@ class MetadataStore:
         self.uri = os.fspath(root)
         self.fs, self.root, self._local = _resolve_root(root, filesystem)
         self.fsync = fsync
+        self._unreadable: dict[str, str] = {}  # path -> why, found by reads of this store object
         info = self.fs.get_file_info(self.root)
         if info.type == pafs.FileType.File:
             raise ValueError(f"store root {self.uri!r} is a file, not a folder")
@@ -113,6 +139,95 @@ class MetadataStore:
             if info.base_name.endswith(_SUFFIX) and not info.base_name.startswith((".", "_"))
         )
 
+    def _readable_files(self, table: str) -> list[str]:
+        """:meth:`files` less those a read of this store object found unreadable."""
+        return [path for path in self.files(table) if path not in self._unreadable]
+
+    def _probe(self, path: str, full: bool) -> str | None:
+        """Why ``path`` is not readable Parquet (footer only, or every column when ``full``), or ``None``."""
+        try:
+            with self.fs.open_input_file(path) as handle:
+                parquet = pq.ParquetFile(handle)
+                if full:
+                    parquet.read()
+        except FileNotFoundError:
+            return None  # removed by a compaction: not corrupt
+        except _CORRUPT as error:
+            return f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        return None
+
+    def _find_unreadable(self, paths: list[str]) -> dict[str, str]:
+        """Probe ``paths`` (footers, then full reads if no footer is bad) and remember and warn about the bad ones."""
+        bad = {}
+        for full in (False, True):
+            bad = {p: why for p in paths if (why := self._probe(p, full)) is not None}
+            if bad:
+                break
+        for path, why in bad.items():
+            if path not in self._unreadable:
+                warnings.warn(
+                    f"store {self.uri}: skipping unreadable file {path} ({why}); "
+                    "`nasmeta store check --repair` moves it to the quarantine folder",
+                    UnreadableFileWarning,
+                    stacklevel=3,
+                )
+        self._unreadable.update(bad)
+        return bad
+
+    def _read_files(
+        self, spec: TableSpec, paths: list[str], columns: list[str] | None, expression: pc.Expression | None
+    ) -> tuple[pa.Table, list[str]]:
+        """Read ``paths``, leaving out unreadable files; returns the rows and the paths actually read.
+
+        ``FileNotFoundError`` (a concurrent compaction) propagates to the caller's retry loop."""
+        schema = spec.schema if columns is None else pa.schema([spec.schema.field(c) for c in columns])
+        while True:
+            if not paths:
+                return schema.empty_table(), paths
+            try:
+                data = ds.dataset(paths, schema=spec.schema, format="parquet", filesystem=self.fs).to_table(
+                    columns=columns, filter=expression
+                )
+                return data, paths
+            except FileNotFoundError:
+                raise
+            except _CORRUPT:
+                bad = self._find_unreadable(paths)
+                if not bad:
+                    raise  # not a file's fault (a schema conflict, memory): a real error
+                paths = [p for p in paths if p not in bad]
+
+    def check(self, repair: bool = False) -> dict[str, list[dict[str, str]]]:
+        """Every table's unreadable data files (``{table: [{"path", "error"}]}``, full reads of every file).
+
+        ``repair=True`` moves each to ``<root>/_quarantine/<table>/`` (never deletes it) and records where
+        (``"moved_to"``); reads no longer see it.
+        """
+        report: dict[str, list[dict[str, str]]] = {}
+        for name in TABLES:
+            found = []
+            for path in self.files(name):
+                why = self._probe(path, full=True)
+                if why is None:
+                    continue
+                entry = {"path": path, "error": why}
+                if repair:
+                    folder = f"{self.root}/{QUARANTINE}/{name}"
+                    self.fs.create_dir(folder, recursive=True)
+                    target = f"{folder}/{path.rsplit('/', 1)[-1]}"
+                    try:
+                        self.fs.move(path, target)
+                    except OSError as error:
+                        raise StoreWriteError(error.errno, f"cannot move {path} to {target}: {error}") from error
+                    self._unreadable.pop(path, None)
+                    entry["moved_to"] = target
+                else:
+                    self._unreadable[path] = why
+                found.append(entry)
+            if found:
+                report[name] = found
+        return report
+
     def _commit(self, tmp: str, final: str) -> None:
         self.fs.move(tmp, final)
 
@@ -130,13 +245,39 @@ class MetadataStore:
             else:
                 pq.write_table(data, tmp, filesystem=self.fs, **write_options)
             self._commit(tmp, final)
-        except BaseException:
+        except BaseException as error:
             try:
                 self.fs.delete_file(tmp)
             except OSError:
                 pass
+            if isinstance(error, OSError) and not isinstance(error, StoreWriteError):
+                reason = error.strerror or str(error) or type(error).__name__
+                raise StoreWriteError(error.errno, f"cannot write store file {final}: {reason}") from error
             raise
         return final
+
+    def check_writable(self) -> None:
+        """Raise :class:`StoreWriteError` naming the root unless a file can be created, written, synced and
+        removed there (call it before any work that ends in a write)."""
+        probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}{_TMP_SUFFIX}"
+        try:
+            self.fs.create_dir(self.root, recursive=True)
+            if self._local:
+                with open(probe, "wb") as handle:
+                    handle.write(b"\0" * 4096)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            else:
+                with self.fs.open_output_stream(probe) as handle:
+                    handle.write(b"\0" * 4096)
+            self.fs.delete_file(probe)
+        except OSError as error:
+            try:
+                self.fs.delete_file(probe)
+            except OSError:
+                pass
+            reason = error.strerror or str(error) or type(error).__name__
+            raise StoreWriteError(error.errno, f"store {self.uri} is not writable: {reason}") from error
 
     # -- writing ------------------------------------------------------------------------------------------------
     def append(self, table: str, rows: Any) -> int:
@@ -193,19 +334,12 @@ class MetadataStore:
         return data.select(columns) if columns is not None else data
 
     def _scan(self, spec: TableSpec, columns: list[str] | None, expression: pc.Expression | None) -> pa.Table:
-        schema = spec.schema if columns is None else pa.schema([spec.schema.field(c) for c in columns])
         for attempt in range(_READ_ATTEMPTS):
             if attempt:
                 time.sleep(min(0.02 * attempt, 0.25))
-            paths = self.files(spec.name)
+            paths = self._readable_files(spec.name)
             try:
-                data = (
-                    ds.dataset(paths, schema=spec.schema, format="parquet", filesystem=self.fs).to_table(
-                        columns=columns, filter=expression
-                    )
-                    if paths
-                    else schema.empty_table()
-                )
+                data, _ = self._read_files(spec, paths, columns, expression)
             except FileNotFoundError:  # a compaction removed a listed file before it was opened
                 continue
             # A directory listing is not a snapshot: a compaction that commits its merged file and deletes the
@@ -235,14 +369,15 @@ class MetadataStore:
 
     def _compact_table(self, spec: TableSpec) -> dict[str, int]:
         for attempt in range(_READ_ATTEMPTS):
-            paths = self.files(spec.name)
+            paths = self._readable_files(spec.name)
             if len(paths) < 2:
                 rows = self.read(spec.name, columns=list(spec.key)).num_rows if paths else 0
                 return {"files_before": len(paths), "files_after": len(paths), "rows": rows}
             try:
-                # exactly the listed files: only rows that are read may have their files deleted
-                dataset = ds.dataset(paths, schema=spec.schema, format="parquet", filesystem=self.fs)
-                merged = deduplicate(dataset.to_table(), spec).sort_by([(c, "ascending") for c in spec.sort_columns])
+                # exactly the files read: only rows that are read may have their files deleted (an unreadable
+                # file stays where it is, for `check --repair`)
+                data, paths = self._read_files(spec, paths, None, None)
+                merged = deduplicate(data, spec).sort_by([(c, "ascending") for c in spec.sort_columns])
             except FileNotFoundError:  # another compaction removed one; its rows are in its merged file
                 if attempt == _READ_ATTEMPTS - 1:
                     raise
@@ -287,6 +422,7 @@ class MetadataStore:
             files = self.files(name)
             rows = self.read(name, columns=list(spec.key)).num_rows if files else 0
             tables[name] = {"rows": rows, "files": len(files)}
+        unreadable = sorted(self._unreadable)
         runs = self.read("runs", columns=["run_id", "task_id", "status"])
         statuses = dict.fromkeys(RUN_STATUSES, 0)
         per_task: dict[str, dict[str, int]] = {}
@@ -305,6 +441,7 @@ class MetadataStore:
             "tables": tables,
             "runs": statuses,
             "tasks": task_rows,
+            "unreadable_files": unreadable,
         }
 
     # -- views and imports ---------------------------------------------------------------------------------------
@@ -313,6 +450,13 @@ class MetadataStore:
         from metadata_store.dataset import MetaDataset
 
         return MetaDataset.from_store(self)
+
+    def claim(self, key: str, ttl: float = 600.0, owner: str | None = None) -> Any:
+        """Claim ``key`` (a run id) before working on it; a :class:`~metadata_store.leases.Lease` to release
+        when done, or ``None`` while another live process holds it (see :mod:`metadata_store.leases`)."""
+        from metadata_store.leases import claim
+
+        return claim(self, key, ttl, owner)
 
     def import_curves(self, source: Any, **options: Any) -> dict[str, int]:
         """Import an external learning-curve file; see :func:`metadata_store.external.import_curves`."""

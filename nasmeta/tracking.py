@@ -14,19 +14,43 @@ run (a context variable), so ``log_architecture(arch)`` needs no run argument th
 Default tracking URI: ``nasmeta.config.default_tracking_uri()`` (``MLFLOW_TRACKING_URI`` when set, else sqlite
 under ``NASMETA_HOME``).  Experiments created on a local backend keep their artefacts under
 ``nasmeta.config.default_artifact_root()``, not in a ``./mlruns`` folder of whatever directory a worker runs in.
+
+Faults it survives:
+
+- **first use of a fresh sqlite database by several processes at once**: MLflow creates and migrates the schema
+  without a lock between processes, so two of them could both migrate (one crashing, or a half-migrated schema
+  with ``_alembic_tmp_*`` tables left behind).  The first client of each process takes an exclusive file lock
+  (``<db>.lock``, ``fcntl.flock``) while it creates the schema, and under the same lock repairs a half-migrated
+  database: leftover ``_alembic_tmp_*`` tables whose original table exists are dropped and the migrations are
+  run to the head revision (what ``mlflow db upgrade`` does).
+- **interrupted runs**: every run is tagged with ``nasmeta.host`` / ``nasmeta.pid`` / ``nasmeta.pid_start``;
+  Ctrl-C and SIGTERM (turned into :class:`TerminatedError` while a run is open in the main thread) end the open
+  runs KILLED; runs left RUNNING by a process that died without any signal (SIGKILL, power loss) are marked
+  FAILED by the next process that opens the same local database (:func:`reap_stale_runs`).
+- **a dead tracking server**: :func:`check_tracking_uri` answers within a few seconds, before any work starts.
+- **untrusted model artefacts**: :func:`load_model` only rebuilds classes registered with
+  :func:`register_component`; an artefact naming anything else raises instead of importing it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import importlib
 import json
 import math
 import numbers
+import os
 import re
+import signal
+import socket
+import sqlite3
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +74,17 @@ _CLIENTS: dict[str, MlflowClient] = {}
 _ARTIFACT_ROOT: dict[str, str] = {}
 _CONFIGURED: list[str] = []  # the URI set by the last configure() in this process
 _FAILED: set[str] = set()  # runs marked failed with TrackedRun.fail, ended FAILED when their block closes
+_CLIENT_LOCK = threading.Lock()
+
+HOST_TAG, PID_TAG, PID_START_TAG = "nasmeta.host", "nasmeta.pid", "nasmeta.pid_start"
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The tracking URI cannot be used (server unreachable, database folder not writable)."""
+
+
+class TerminatedError(KeyboardInterrupt):
+    """SIGTERM arrived while a run was open: raised in the main thread so the open runs end KILLED."""
 
 
 def configure(tracking_uri: str | None = None, artifact_root: str | None = None) -> str:
@@ -76,8 +111,166 @@ def client(uri: str | None = None) -> MlflowClient:
     """An ``MlflowClient`` for ``uri`` (default: the configured URI); one per URI per process."""
     uri = uri or tracking_uri()
     if uri not in _CLIENTS:
-        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+        with _CLIENT_LOCK:
+            if uri not in _CLIENTS:
+                if _sqlite_path(uri) is not None:
+                    new = _prepare_database(uri)
+                    reap_stale_runs(uri, new)
+                else:
+                    new = MlflowClient(tracking_uri=uri)
+                _CLIENTS[uri] = new
     return _CLIENTS[uri]
+
+
+# -- database creation, health, stale runs -----------------------------------------------------------------------
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///path`` URI (``None`` for other backends and in-memory databases)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]  # sqlite:////abs -> /abs, sqlite:///rel -> rel
+    return None if not path or path == ":memory:" else Path(path)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock between processes (and threads: each call opens its own descriptor)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _repair_half_migrated(db: Path) -> list[str]:
+    """Drop ``_alembic_tmp_<table>`` tables left by an interrupted batch migration whose ``<table>`` still exists
+    (the copy was not committed, so the original is intact); returns what was dropped."""
+    if not db.is_file() or db.stat().st_size == 0:
+        return []
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        dropped = []
+        for name in sorted(n for n in names if n.startswith("_alembic_tmp_")):
+            original = name.removeprefix("_alembic_tmp_")
+            if original not in names:
+                raise TrackingUnavailableError(
+                    f"MLflow database {db} was left half-migrated ({name} without {original}); move it aside "
+                    "and rerun (a new database is created), or restore a backup"
+                )
+            connection.execute(f'DROP TABLE "{name}"')
+            dropped.append(name)
+        connection.commit()
+    return dropped
+
+
+def _prepare_database(uri: str) -> MlflowClient:
+    """A client of the sqlite database at ``uri``, created or repaired under an exclusive file lock (module
+    docstring).  MLflow creates the store (schema and migrations) as soon as a client is constructed."""
+    from mlflow.store.db import utils as db_utils
+
+    db = _sqlite_path(uri)
+    assert db is not None
+    with _file_lock(db.with_name(db.name + ".lock")):
+        repaired = _repair_half_migrated(db)
+        try:
+            mlflow_client = MlflowClient(tracking_uri=uri)
+            mlflow_client.search_experiments(max_results=1)
+        except MlflowException as error:
+            if "out-of-date database schema" not in str(error) and not repaired:
+                raise
+            engine = db_utils.create_sqlalchemy_engine_with_retry(uri)
+            try:
+                db_utils._upgrade_db(engine)
+            finally:
+                engine.dispose()
+            mlflow_client = MlflowClient(tracking_uri=uri)
+            mlflow_client.search_experiments(max_results=1)
+    return mlflow_client
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux ``/proc``), which with the pid
+    identifies a process even after its pid is reused; ``None`` where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _process_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        pass
+    return start is None or _process_start(pid) in (None, start)
+
+
+def _owner_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_START_TAG: _process_start(pid) or ""}
+
+
+def reap_stale_runs(uri: str | None = None, mlflow_client: MlflowClient | None = None) -> list[str]:
+    """Mark FAILED the RUNNING runs that a process of this host opened and that process is gone (killed with
+    SIGKILL, machine reset); returns their ids.  Runs of other hosts and of live processes are left alone."""
+    uri = uri or tracking_uri()
+    mlflow_client = mlflow_client or client(uri)
+    host = socket.gethostname()
+    ids = [e.experiment_id for e in mlflow_client.search_experiments()]
+    reaped: list[str] = []
+    if not ids:
+        return reaped
+    stale_filter = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
+    for run in mlflow_client.search_runs(ids, stale_filter, max_results=5000):
+        tags = run.data.tags
+        try:
+            pid = int(tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if _process_alive(pid, tags.get(PID_START_TAG) or None):
+            continue
+        mlflow_client.set_tag(run.info.run_id, "error", f"process {pid} on {host} ended without closing the run")
+        mlflow_client.set_terminated(run.info.run_id, "FAILED")
+        reaped.append(run.info.run_id)
+    return reaped
+
+
+def check_tracking_uri(uri: str | None = None, timeout: float = 5.0) -> str:
+    """Check within ``timeout`` seconds that ``uri`` (default: the configured one) can be tracked to, and return
+    it; otherwise raise :class:`TrackingUnavailableError` with a one-line message that suggests ``--no-track``.
+
+    An ``http(s)`` server must answer its ``/health`` endpoint; a sqlite database's folder must be creatable and
+    writable.  Call it before a flow does any work: MLflow's own client retries a dead server for minutes.
+    """
+    uri = uri or tracking_uri()
+    hint = "start it, point MLFLOW_TRACKING_URI at a live one, or pass --no-track"
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                if response.status != 200:
+                    raise TrackingUnavailableError(f"MLflow server {uri} answered {response.status} on /health; {hint}")
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise TrackingUnavailableError(f"MLflow server {uri} is unreachable ({reason}); {hint}") from None
+        return uri
+    db = _sqlite_path(uri)
+    if db is not None:
+        folder = db.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrackingUnavailableError(
+                f"cannot create the MLflow database folder {folder}: {error}; {hint}"
+            ) from None
+        target = db if db.exists() else folder
+        if not os.access(target, os.W_OK):
+            raise TrackingUnavailableError(f"MLflow database {db} is not writable; {hint}")
+    return uri
 
 
 def _is_local_backend(uri: str) -> bool:
@@ -99,7 +292,10 @@ def experiment_id(name: str, uri: str | None = None) -> str:
         folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
         location = (Path(_ARTIFACT_ROOT.get(uri) or config.default_artifact_root()) / folder).resolve().as_uri()
     try:
-        return mlflow_client.create_experiment(name, artifact_location=location)
+        # the MLflow 3 UI opens experiments of this kind in the classic training view (runs, metrics, charts)
+        # instead of the GenAI view (traces, prompts)
+        kind = {"mlflow.experimentKind": "custom_model_development"}
+        return mlflow_client.create_experiment(name, artifact_location=location, tags=kind)
     except MlflowException:
         found = mlflow_client.get_experiment_by_name(name)  # another process created it first
         if found is None:
@@ -194,10 +390,11 @@ def _open_run(
     params: Mapping[str, Any] | None,
 ) -> Iterator[TrackedRun]:
     mlflow_client = client(uri)
-    all_tags = {k: _clip(_text(v), _MAX_TAG) for k, v in (tags or {}).items()}
+    all_tags = {**_owner_tags(), **{k: _clip(_text(v), _MAX_TAG) for k, v in (tags or {}).items()}}
     created = mlflow_client.create_run(experiment_id_, tags=all_tags, run_name=run_name)
     run = TrackedRun(created.info.run_id, experiment_id_, uri)
     token = _CURRENT.set(run)
+    restore = _catch_sigterm()
     try:
         if params:
             run.log_params(params)
@@ -214,6 +411,23 @@ def _open_run(
     finally:
         _FAILED.discard(run.run_id)
         _CURRENT.reset(token)
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise TerminatedError(f"terminated by signal {signum}")
+
+
+def _catch_sigterm() -> Any:
+    """In the main thread, while SIGTERM still has its default action (which would end the process without
+    closing the runs), turn it into :class:`TerminatedError`; returns the handler to restore, or ``None``."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None  # someone (an outer run, Prefect, the user) handles it already
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    return signal.SIG_DFL
 
 
 @contextlib.contextmanager
@@ -327,6 +541,49 @@ def log_table(name: str, rows: Sequence[Mapping[str, Any]] | Any, run: TrackedRu
 # -- models -------------------------------------------------------------------------------------------------------
 _COMPONENT_FILE = "nasmeta_component.json"
 
+#: the component classes ``load_model`` may rebuild ("module:qualname"); a logged artefact only names its class,
+#: and importing whatever it names would let a crafted artefact run any code
+_COMPONENTS: set[str] = {
+    "nasmeta.transfer.tapas:TAPAS",
+    "nasmeta.transfer.lcranknet:LCRankNet",
+    "nasmeta.blackbox.baker:BakerStopper",
+}
+
+
+def register_component(cls: type) -> type:
+    """Allow :func:`log_model` / :func:`load_model` for ``cls`` (usable as a class decorator)."""
+    if not callable(getattr(cls, "save", None)) or not callable(getattr(cls, "load", None)):
+        raise ValueError(f"{cls.__name__} cannot be a model component: it needs save(dir) and load(dir)")
+    _COMPONENTS.add(f"{cls.__module__}:{cls.__qualname__}")
+    return cls
+
+
+def registered_components() -> list[str]:
+    """The class paths :func:`load_model` accepts: the registered ones and every transfer component of
+    ``nasmeta.transfer.registry`` (module ``nasmeta.transfer.<name>``, class named ``<name>``)."""
+    from nasmeta.transfer.registry import component_class, component_names
+
+    found = {f"{c.__module__}:{c.__qualname__}" for c in map(component_class, component_names())}
+    return sorted(_COMPONENTS | found)
+
+
+def _allowed(class_path: str) -> bool:
+    """Whether ``class_path`` may be rebuilt, decided without importing anything it names outside nasmeta's own
+    transfer registry (which only imports ``nasmeta.transfer.<identifier>`` modules)."""
+    if class_path in _COMPONENTS:
+        return True
+    module_name, _, qualname = class_path.partition(":")
+    prefix = "nasmeta.transfer."
+    if not module_name.startswith(prefix) or "." in module_name[len(prefix) :]:
+        return False
+    from nasmeta.transfer.registry import component_class
+
+    try:
+        cls = component_class(module_name[len(prefix) :])
+    except ValueError:
+        return False
+    return f"{cls.__module__}:{cls.__qualname__}" == class_path
+
 
 def log_model(component: Any, name: str, run: TrackedRun | None = None, params: Mapping[str, Any] | None = None) -> str:
     """Log a transfer component as an MLflow logged model and return its model id.
@@ -340,6 +597,11 @@ def log_model(component: Any, name: str, run: TrackedRun | None = None, params: 
     if not callable(getattr(component, "save", None)) or not callable(getattr(cls, "load", None)):
         raise ValueError(f"{cls.__name__} cannot be logged as a model: it needs save(dir) and load(dir)")
     class_path = f"{cls.__module__}:{cls.__qualname__}"
+    if not _allowed(class_path):
+        raise ValueError(
+            f"{class_path} is not a registered component (load_model could not rebuild it); "
+            "call nasmeta.tracking.register_component on the class"
+        )
     model = run.client.create_logged_model(
         run.experiment_id,
         name=name,
@@ -361,14 +623,21 @@ def log_model(component: Any, name: str, run: TrackedRun | None = None, params: 
 
 
 def load_model(model_id: str) -> Any:
-    """Rebuild a component logged with :func:`log_model`."""
+    """Rebuild a component logged with :func:`log_model` (only classes in :func:`registered_components`)."""
     uri = tracking_uri()
+    client(uri)  # the database is created / repaired under its lock before the artefact lookup opens it
     with tempfile.TemporaryDirectory() as folder:
         local = mlflow.artifacts.download_artifacts(f"models:/{model_id}", dst_path=folder, tracking_uri=uri)
         info_file = Path(local, _COMPONENT_FILE)
         if not info_file.is_file():
             raise ValueError(f"model {model_id!r} was not logged by nasmeta.tracking.log_model")
-        module_name, _, qualname = json.loads(info_file.read_text())["class"].partition(":")
+        class_path = str(json.loads(info_file.read_text()).get("class"))
+        if not _allowed(class_path):
+            raise ValueError(
+                f"model {model_id!r} names class {class_path[:200]!r}, which is not a registered component "
+                f"({', '.join(registered_components())}); refusing to import it"
+            )
+        module_name, _, qualname = class_path.partition(":")
         cls: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             cls = getattr(cls, part)

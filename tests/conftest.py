@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,10 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+# Every process this session starts inherits the mark, so the session can find what it leaves behind
+_MARK = "NASMETA_TEST_SESSION"
+os.environ[_MARK] = f"{os.getpid()}-{uuid.uuid4().hex}"
 
 import torch  # noqa: E402
 
@@ -49,3 +56,57 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def _marked_processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of live processes carrying this session's mark, except this one."""
+    mark = f"{_MARK}={os.environ[_MARK]}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":  # a zombie has already exited
+            continue
+        found.append((int(entry.name), int(fields[1]), cmdline))
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Guard: the suite must leave no process behind (issue 19).  A temporary Prefect server this process
+    started is stopped first (prefect would stop it at exit); anything else still alive with this session's mark
+    (an orphaned uvicorn, a worker, a CLI a test started) is killed and fails the session."""
+    if not Path("/proc/self/environ").exists():
+        return
+    server_module = sys.modules.get("prefect.server.api.server")
+    if server_module is not None:
+        for server in list(getattr(server_module.SubprocessASGIServer, "_instances", {}).values()):
+            server.stop()
+    benign = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "from multiprocessing")
+    left = [
+        (pid, ppid, cmd)
+        for pid, ppid, cmd in _marked_processes()
+        if not (ppid == os.getpid() and any(b in cmd for b in benign))  # they end with this process
+    ]
+    if not left:
+        return
+    for pid, _, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    lines = "\n".join(f"  pid {pid} (parent {ppid}): {cmd[:200]}" for pid, ppid, cmd in left)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = f"the test session left {len(left)} process(es) running (now killed):\n{lines}"
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    else:
+        print(message, file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

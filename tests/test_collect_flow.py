@@ -146,7 +146,15 @@ def test_crash_and_rerun_completes_every_run_exactly_once(tmp_path: Path) -> Non
     from metadata_store import MetadataStore
 
     store_root = tmp_path / "store"
-    proc = subprocess.Popen(_collect_cmd(store_root), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # its own process group: the collection starts a temporary Prefect server (uvicorn) as a child, which a
+    # SIGKILL of the collection alone would leave running with parent 1
+    proc = subprocess.Popen(
+        _collect_cmd(store_root),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     runs_dir = store_root / "runs"
     while time.monotonic() < deadline and proc.poll() is None:
@@ -154,7 +162,7 @@ def test_crash_and_rerun_completes_every_run_exactly_once(tmp_path: Path) -> Non
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the collection finished before it could be killed: " + proc.stdout.read().decode()
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the collection and everything it started, as a crash or OOM kill would
     proc.wait()
     done_before = len(MetadataStore(store_root).completed_run_ids())
     assert 1 <= done_before < 6

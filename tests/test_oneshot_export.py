@@ -30,22 +30,16 @@ def _trained_like_model():
     return arch, model.eval()
 
 
-def test_exported_model_runs_in_a_fresh_process_with_only_torch(tmp_path: Path) -> None:
-    arch, model = _trained_like_model()
-    files = export_model(
-        model, arch, tmp_path / "model.pt", num_classes=10, input_shape=(3, 16, 16), size={"C": 4, "N": 1}
-    )
-    assert files.torchscript is not None and files.torchscript_error is None
-    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+def _run_with_only_torch(tmp_path: Path, load: str, x_batch: int = 3) -> str:
+    """Load an exported file in a fresh process that imports nothing but torch; returns the output shape."""
+    x = torch.randn(x_batch, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     torch.save(x, tmp_path / "x.pt")
-    with torch.no_grad():
-        torch.save(model(x), tmp_path / "expected.pt")
     script = textwrap.dedent(
         f"""
         import sys, warnings
         import torch
-        warnings.simplefilter("ignore")
-        m = torch.jit.load({str(files.torchscript)!r}).eval()
+        warnings.simplefilter("error", FutureWarning)  # a deprecated loader would fail here
+        m = {load}
         x = torch.load({str(tmp_path / "x.pt")!r})
         with torch.no_grad():
             y = m(x)
@@ -56,7 +50,72 @@ def test_exported_model_runs_in_a_fresh_process_with_only_torch(tmp_path: Path) 
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "(2, 10)"
+    return done.stdout.strip()
+
+
+def test_exported_program_runs_in_a_fresh_process_with_only_torch(tmp_path: Path) -> None:
+    arch, model = _trained_like_model()
+    files = export_model(
+        model, arch, tmp_path / "model.pt", num_classes=10, input_shape=(3, 16, 16), size={"C": 4, "N": 1}
+    )
+    assert files.program == tmp_path / "model.pt2" and files.program_error is None
+    assert files.torchscript is None and "not needed" in files.torchscript_error  # TorchScript is only a fallback
+    meta = json.loads(files.arch_json.read_text())
+    assert meta["program"] == "model.pt2" and meta["torchscript"] is None
+    with torch.no_grad():  # another batch size than the export example: the batch dimension is dynamic
+        torch.save(model(torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(3))), tmp_path / "e.pt")
+    (tmp_path / "e.pt").rename(tmp_path / "expected.pt")
+    loader = f"torch.export.load({str(files.program)!r}).module()"
+    assert _run_with_only_torch(tmp_path, loader) == "(3, 10)"
+
+
+def test_onnx_where_the_onnx_package_is_installed(tmp_path: Path) -> None:
+    import importlib.util
+
+    arch, model = _trained_like_model()
+    files = export_model(model, arch, tmp_path / "m.pt", num_classes=10, input_shape=(3, 16, 16), size={"C": 4, "N": 1})
+    if importlib.util.find_spec("onnx") is None:
+        assert files.onnx is None and "onnx package is not installed" in files.onnx_error
+        assert json.loads(files.arch_json.read_text())["onnx_error"] == files.onnx_error
+        return
+    if files.onnx is None:
+        pytest.skip(f"onnx installed but this network does not export: {files.onnx_error}")
+    done = subprocess.run(
+        [sys.executable, "-c", f"import onnx; onnx.checker.check_model(onnx.load({str(files.onnx)!r})); print('ok')"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+class _DataDependent(torch.nn.Module):
+    """A branch on a tensor's value: torch.export refuses it, tracing records the branch taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.head = torch.nn.Linear(4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        if h.abs().sum() >= 0:  # always true, but only known at run time
+            h = torch.relu(h)
+        return self.head(h.mean((2, 3)))
+
+
+def test_torchscript_is_the_fallback_when_torch_export_fails(tmp_path: Path) -> None:
+    arch, _ = _trained_like_model()
+    torch.manual_seed(0)
+    model = _DataDependent().eval()
+    files = export_model(model, arch, tmp_path / "model.pt", num_classes=10, input_shape=(3, 16, 16))
+    assert files.program is None and files.program_error
+    assert files.torchscript == tmp_path / "model.torchscript.pt" and files.torchscript_error is None
+    with torch.no_grad():
+        torch.save(model(torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(3))), tmp_path / "e.pt")
+    (tmp_path / "e.pt").rename(tmp_path / "expected.pt")
+    loader = f"(warnings.simplefilter('ignore'), torch.jit.load({str(files.torchscript)!r}).eval())[1]"
+    assert _run_with_only_torch(tmp_path, loader) == "(3, 10)"
 
 
 def test_state_dict_export_round_trips(tmp_path: Path) -> None:
@@ -92,7 +151,7 @@ def test_export_command_builds_loads_weights_and_rejects_bad_json(tmp_path: Path
     out = tmp_path / "cli" / "model.pt"
     done = runner.invoke(app, ["export", str(first.arch_json), "--out", str(out), "--weights", str(first.model)])
     assert done.exit_code == 0, done.output
-    assert out.is_file() and out.with_name("model.torchscript.pt").is_file()
+    assert out.is_file() and out.with_name("model.pt2").is_file()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(load_model(out)(x), model(x))

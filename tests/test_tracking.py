@@ -126,6 +126,7 @@ def test_child_runs_from_worker_threads_find_their_parent(uri: str) -> None:
 
 def test_component_logged_as_model_loads_back(uri: str) -> None:
     with tracking.parent_run("train-transfer-test", "fit") as run:
+        tracking.register_component(Scaler)
         model_id = tracking.log_model(Scaler(2.5), "scaler", params={"holdout": "digits"})
     model = tracking.client().get_logged_model(model_id)
     assert model.source_run_id == run.run_id and model.tags["nasmeta.component"].endswith(":Scaler")

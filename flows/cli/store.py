@@ -1,4 +1,4 @@
-"""``nasmeta store summary | import | compact``: inspect and maintain the Parquet metadata store.
+"""``nasmeta store summary | import | compact | check``: inspect and maintain the Parquet metadata store.
 
 Every command takes ``--store PATH`` (a folder or a URL such as ``s3://bucket/store``; default
 ``$NASMETA_HOME/store``).  Other command modules reuse :data:`StoreOption` and :func:`open_store`.
@@ -106,3 +106,32 @@ def compact(store: StoreOption = None) -> None:
     for name, info in report.items():
         if info["files_before"]:
             typer.echo(f"{name}: {info['files_before']} -> {info['files_after']} files, {info['rows']} rows")
+
+
+@store_app.command("check")
+def check(
+    store: StoreOption = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Move unreadable files to <store>/_quarantine/<table>/ (never deletes).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """List data files that are not readable Parquet (truncated, junk); --repair quarantines them.
+
+    Exits 1 when unreadable files remain (found without --repair), 0 otherwise.
+    """
+    target = open_store(store)
+    report = target.check(repair=repair)
+    if as_json:
+        typer.echo(json.dumps({"root": target.uri, "repaired": repair, "unreadable": report}, indent=2))
+    elif not report:
+        typer.echo(f"store {target.uri}: every data file is readable")
+    else:
+        for table, entries in report.items():
+            for entry in entries:
+                moved = f" -> moved to {entry['moved_to']}" if "moved_to" in entry else ""
+                typer.echo(f"{table}: {entry['path']}: {entry['error']}{moved}")
+        if not repair:
+            typer.echo("run `nasmeta store check --repair` to move them to the quarantine folder", err=True)
+    if report and not repair:
+        raise typer.Exit(1)

@@ -17,19 +17,31 @@ Deviations, all for the leave-one-dataset-out setting of the LCRankNet compariso
   SVR, but it transfers across datasets whose accuracy levels differ;
 - the predictive standard deviation of each SRM is the spread of its out-of-fold residuals, folds grouped by
   dataset (leave-dataset-out) when there are several, so it measures the error on an unseen dataset.
+
+Scaling (not in the paper, whose SRMs saw at most a few hundred curves): each SRM costs a grid search of
+``len(C) x len(nu) x n_folds`` SVR fits, and an SVR fit grows between quadratically and cubically with the
+number of curves.  ``max_runs`` fits on a seeded subsample of at most that many runs (drawn evenly from every
+dataset); ``retune_every=k`` runs the grid search only for every k-th SRM and refits the others with the
+hyper-parameters chosen last (the best ``C`` / ``nu`` change slowly with the observed length).  The defaults
+(``None``, ``1``) are the exact method.
+
+Persistence: the fitted SRMs are saved as plain arrays (scaler mean / scale, support vectors, dual
+coefficients, intercept, RBF ``gamma``) in an ``.npz`` read with ``allow_pickle=False``, and predicted with the
+RBF kernel expansion that NuSVR computes, so loading a component never unpickles anything.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import pickle
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 from scipy.special import ndtr
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -41,6 +53,48 @@ from nasmeta.search.context import StopContext
 from nasmeta.transfer.base import Stopper
 
 _PARAM_GRID = {"nusvr__C": [1.0, 10.0, 100.0], "nusvr__nu": [0.25, 0.5, 0.75]}
+
+
+@dataclass(frozen=True)
+class KernelSRM:
+    """A fitted ``StandardScaler -> NuSVR(kernel="rbf")`` pipeline as its arrays:
+    ``predict(x) = sum_i dual_i * exp(-gamma * |(x - mean) / scale - sv_i|^2) + intercept``."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    support_vectors: np.ndarray
+    dual_coef: np.ndarray
+    intercept: float
+    gamma: float
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> KernelSRM:
+        scaler, svr = pipeline.named_steps["standardscaler"], pipeline.named_steps["nusvr"]
+        return cls(
+            mean=np.asarray(scaler.mean_, dtype=float),
+            scale=np.asarray(scaler.scale_, dtype=float),
+            support_vectors=np.asarray(svr.support_vectors_, dtype=float),
+            dual_coef=np.asarray(svr.dual_coef_, dtype=float).ravel(),
+            intercept=float(np.asarray(svr.intercept_).ravel()[0]),
+            gamma=float(svr._gamma),  # the value "scale" resolved to on the training data
+        )
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        z = (np.asarray(X, dtype=float) - self.mean) / self.scale
+        sq = (z**2).sum(1)[:, None] + (self.support_vectors**2).sum(1)[None, :] - 2.0 * z @ self.support_vectors.T
+        return np.exp(-self.gamma * np.maximum(sq, 0.0)) @ self.dual_coef + self.intercept
+
+
+def _subsample(groups: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``limit`` items, spread as evenly as possible over ``groups``."""
+    rng = np.random.default_rng(seed)
+    pools = {g: list(rng.permutation(np.flatnonzero(groups == g))) for g in np.unique(groups)}
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        for pool in pools.values():
+            if pool and len(chosen) < limit:
+                chosen.append(int(pool.pop()))
+    return np.sort(np.asarray(chosen))
 
 
 def curve_features(curve: np.ndarray) -> np.ndarray:
@@ -63,6 +117,8 @@ class BakerStopper(Stopper):
         use_arch: bool = True,
         n_folds: int = 3,
         seed: int = 0,
+        max_runs: int | None = None,
+        retune_every: int = 1,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
@@ -74,6 +130,12 @@ class BakerStopper(Stopper):
             raise ValueError(f"every must be an integer >= 1, got {every!r}")
         if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
             raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
+        if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 4):
+            raise ValueError(f"max_runs must be None or an integer >= 4, got {max_runs!r}")
+        if isinstance(retune_every, bool) or not isinstance(retune_every, int) or retune_every < 1:
+            raise ValueError(f"retune_every must be an integer >= 1, got {retune_every!r}")
+        self.max_runs = max_runs
+        self.retune_every = retune_every
         self.threshold = float(threshold)
         self.min_epochs = min_epochs
         self.every = every
@@ -85,7 +147,7 @@ class BakerStopper(Stopper):
         self.use_params = False
         self.use_flops = False
         self._impute: dict[str, float] = {}
-        self.models: dict[int, Any] = {}
+        self.models: dict[int, KernelSRM] = {}
         self.sigmas: dict[int, float] = {}
 
     # -- features ----------------------------------------------------------------------------------------------
@@ -118,6 +180,9 @@ class BakerStopper(Stopper):
         runs = list(meta) if isinstance(meta, list | tuple) else runs_from_meta(meta)
         if not runs or not all(isinstance(r, ReplayRun) for r in runs):
             raise ValueError("baker needs completed runs with curves to fit on; got none")
+        if self.max_runs is not None and len(runs) > self.max_runs:
+            keep = _subsample(np.array([r.task_id for r in runs]), self.max_runs, self.seed)
+            runs = [runs[i] for i in keep]
         lengths = sorted({r.max_epochs for r in runs})
         if len(lengths) != 1:
             raise ValueError(f"baker needs training curves of one length, got lengths {lengths}")
@@ -144,19 +209,19 @@ class BakerStopper(Stopper):
         if len(runs) < 2 * cv.get_n_splits():
             raise ValueError(f"baker needs at least {2 * cv.get_n_splits()} training runs, got {len(runs)}")
         self.models, self.sigmas = {}, {}
+        best: dict[str, Any] = {}
         for tau in range(self.min_epochs, T):
             X = np.hstack([np.stack([curve_features(r.curve[:tau]) for r in runs]), arch_x])
             last = np.array([r.curve[tau - 1] for r in runs])
             gain = finals - last
-            search = GridSearchCV(
-                make_pipeline(StandardScaler(), NuSVR(kernel="rbf", gamma="scale")),
-                _PARAM_GRID,
-                cv=cv,
-                scoring="neg_mean_squared_error",
-            )
-            search.fit(X, gain, groups=groups)
-            oof = cross_val_predict(search.best_estimator_, X, gain, cv=cv, groups=groups)
-            self.models[tau] = search.best_estimator_
+            pipeline = make_pipeline(StandardScaler(), NuSVR(kernel="rbf", gamma="scale"))
+            if (tau - self.min_epochs) % self.retune_every == 0:
+                search = GridSearchCV(pipeline, _PARAM_GRID, cv=cv, scoring="neg_mean_squared_error")
+                search.fit(X, gain, groups=groups)
+                best = search.best_params_
+            estimator = pipeline.set_params(**best).fit(X, gain)
+            oof = cross_val_predict(clone(estimator), X, gain, cv=cv, groups=groups)
+            self.models[tau] = KernelSRM.from_pipeline(estimator)
             self.sigmas[tau] = float(max(np.sqrt(np.mean((oof - gain) ** 2)), 1e-6))
         return self
 
@@ -204,6 +269,8 @@ class BakerStopper(Stopper):
             "use_arch": self.use_arch,
             "n_folds": self.n_folds,
             "seed": self.seed,
+            "max_runs": self.max_runs,
+            "retune_every": self.retune_every,
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -219,8 +286,12 @@ class BakerStopper(Stopper):
             "sigmas": {str(k): v for k, v in self.sigmas.items()},
         }
         (path / "config.json").write_text(json.dumps({"name": self.name, "config": self._config(), "state": state}))
-        with open(path / "srms.pkl", "wb") as fh:
-            pickle.dump(self.models, fh)
+        arrays = {}
+        for tau, srm in self.models.items():
+            for field in ("mean", "scale", "support_vectors", "dual_coef"):
+                arrays[f"{tau}/{field}"] = getattr(srm, field)
+            arrays[f"{tau}/intercept_gamma"] = np.array([srm.intercept, srm.gamma])
+        np.savez(path / "srms.npz", **arrays)
         return path
 
     @classmethod
@@ -237,8 +308,19 @@ class BakerStopper(Stopper):
         obj.use_flops = state["use_flops"]
         obj._impute = state["impute"]
         obj.sigmas = {int(k): float(v) for k, v in state["sigmas"].items()}
-        with open(path / "srms.pkl", "rb") as fh:
-            obj.models = pickle.load(fh)
+        with np.load(path / "srms.npz", allow_pickle=False) as arrays:
+            taus = sorted({int(name.split("/")[0]) for name in arrays.files})
+            for tau in taus:
+                intercept, gamma = arrays[f"{tau}/intercept_gamma"]
+                obj.models[tau] = KernelSRM(
+                    *(arrays[f"{tau}/{field}"] for field in ("mean", "scale", "support_vectors", "dual_coef")),
+                    intercept=float(intercept),
+                    gamma=float(gamma),
+                )
+        if sorted(obj.models) != sorted(obj.sigmas):
+            raise ValueError(
+                f"{path}: srms.npz holds SRMs for {sorted(obj.models)}, config.json for {sorted(obj.sigmas)}"
+            )
         return obj
 
     def __repr__(self) -> str:

@@ -179,12 +179,65 @@ class NpzSource(Source):
         with archive as data:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
             if missing:
-                raise ValueError(f"{self.path} lacks arrays {sorted(missing)} (has {sorted(data.files)})")
-            x_train, x_test = _to_nchw(data["x_train"]), _to_nchw(data["x_test"])
-            y_train, y_test = data["y_train"].astype(np.int64), data["y_test"].astype(np.int64)
-        classes = self.classes or tuple(str(i) for i in range(int(max(y_train.max(), y_test.max())) + 1))
-        max_value = 255.0 if x_train.dtype == np.uint8 else float(max(x_train.max(), x_test.max()))
-        return RawData(x_train, y_train, x_test, y_test, classes, max_value)
+                raise ValueError(f"{path} lacks arrays {sorted(missing)} (has {sorted(data.files)})")
+            arrays = {}
+            for name in ("x_train", "y_train", "x_test", "y_test"):
+                try:
+                    arrays[name] = data[name]
+                except (ValueError, OSError, EOFError) as error:  # object arrays need pickle, which stays off
+                    raise ValueError(f"{path}: array {name!r} cannot be read without pickle: {error}") from error
+        return _validated_npz(path, arrays, self.classes)
+
+
+def _validated_npz(path: Path, arrays: dict[str, np.ndarray], classes: tuple[str, ...] | None) -> RawData:
+    """Check the four arrays of an ``.npz`` task and build its :class:`RawData`; every problem is one
+    ``ValueError`` naming the file, the array and what is wrong (numpy's own errors name neither)."""
+    for name, array in arrays.items():
+        if array.dtype == object or array.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: {name} has dtype {array.dtype}; expected numbers (uint8 pixels, integer labels)")
+        if array.size == 0:
+            raise ValueError(f"{path}: {name} is empty (shape {array.shape})")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if y.ndim != 1:
+            raise ValueError(f"{path}: y_{split} must be one label per image (1-D), got shape {y.shape}")
+        if len(x) != len(y):
+            raise ValueError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise ValueError(f"{path}: x_{split} has {bad} NaN or infinite pixel value(s)")
+        if y.dtype.kind == "f":
+            fractional = y[y != np.round(y)]
+            if len(fractional):
+                raise ValueError(
+                    f"{path}: y_{split} holds non-integer labels (e.g. {fractional[0]!r}); labels must be class ids"
+                )
+    try:
+        x_train, x_test = _to_nchw(arrays["x_train"]), _to_nchw(arrays["x_test"])
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ValueError(f"{path}: train images {x_train.shape[1:]} and test images {x_test.shape[1:]} differ in shape")
+    y_train, y_test = arrays["y_train"].astype(np.int64), arrays["y_test"].astype(np.int64)
+    labels = np.union1d(y_train, y_test)
+    if classes is not None:
+        outside = labels[(labels < 0) | (labels >= len(classes))]
+        if len(outside):
+            raise ValueError(
+                f"{path}: label {int(outside[0])} is outside 0..{len(classes) - 1} ({len(classes)} classes)"
+            )
+    else:
+        # the class count is max label + 1, so gaps would create classes without images ({0, 1000000} would
+        # make a 1,000,001-way classifier)
+        if labels[0] != 0 or labels[-1] != len(labels) - 1:
+            shown = ", ".join(str(int(v)) for v in labels[:5]) + (", ..." if len(labels) > 5 else "")
+            raise ValueError(
+                f"{path}: labels must be the contiguous class ids 0..K-1; found {len(labels)} distinct "
+                f"values {{{shown}}}"
+            )
+        classes = tuple(str(i) for i in range(len(labels)))
+    max_value = 255.0 if x_train.dtype == np.uint8 else float(max(x_train.max(), x_test.max()))
+    return RawData(x_train, y_train, x_test, y_test, classes, max_value)
 
 
 def torchvision_root() -> Path:

@@ -250,27 +250,48 @@ def import_macro(store: MetadataStore) -> dict[str, int]:
 
 
 def import_curve_file(store: MetadataStore, path: str | os.PathLike) -> dict[str, int]:
-    """Import a learning-curve file in the format of :mod:`metadata_store.external`.
+    """Import a learning-curve file in the format of :mod:`metadata_store.external` (README, "Importing
+    learning curves").
 
-    Without an ``arch_id`` column, rows must name ``space`` and ``arch_str``; the id is then the space's
-    canonical ``arch_id`` and the architecture is stored with its encoding.
+    Rows that name ``space`` and ``arch_str`` get their architecture parsed by that space, so its
+    ``architectures`` row carries the ``encoding`` that components need.  Without an ``arch_id`` column the id is
+    the space's canonical ``arch_id``; with one, the file's id is kept (it may be another collection's) and must
+    name one architecture.  A string the space cannot parse raises ``ValueError`` naming the row.
     """
     data = read_curve_file(path)
-    written = {"architectures": 0}
-    if "arch_id" not in data.column_names:
-        missing = [c for c in ("space", "arch_str") if c not in data.column_names]
+    names = data.column_names
+    if "arch_id" not in names:
+        missing = [c for c in ("space", "arch_str") if c not in names]
         if missing:
             raise ValueError(f"curve file {str(path)!r} has no 'arch_id' column, so it needs {missing} to compute it")
-        archs: dict[tuple[str, str], Architecture] = {}
-        for pair in zip(data["space"].to_pylist(), data["arch_str"].to_pylist(), strict=True):
+    archs: dict[tuple[str, str], Architecture] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    canonical: dict[str, Architecture] = {}
+    if "space" in names and "arch_str" in names:
+        given = data["arch_id"].to_pylist() if "arch_id" in names else None
+        ids = []
+        for i, pair in enumerate(zip(data["space"].to_pylist(), data["arch_str"].to_pylist(), strict=True)):
+            if pair[0] is None or pair[1] is None:
+                if given is None:
+                    raise ValueError(f"row {i + 1} of curve file {str(path)!r}: empty space or arch_str and no arch_id")
+                ids.append(given[i])
+                continue
             if pair not in archs:
-                archs[pair] = get_space(pair[0]).parse(pair[1])
-        ids = [
-            archs[pair].arch_id for pair in zip(data["space"].to_pylist(), data["arch_str"].to_pylist(), strict=True)
-        ]
-        data = data.append_column("arch_id", pa.array(ids, pa.string()))
-        rows = {a.arch_id: architecture_row(a) for a in archs.values()}
-        written["architectures"] = _write_new(store, "architectures", "arch_id", list(rows.values()))
-    result = import_curves(store, data, source_name=Path(path).name)
-    result["architectures"] += written["architectures"]
-    return result
+                try:
+                    archs[pair] = get_space(pair[0]).parse(pair[1])
+                except ValueError as error:
+                    raise ValueError(f"row {i + 1} of curve file {str(path)!r}: {error}") from error
+            arch = archs[pair]
+            arch_id = given[i] if given is not None and given[i] is not None else arch.arch_id
+            if arch_id not in rows:
+                rows[arch_id] = architecture_row(arch, arch_id=arch_id)  # the first of isomorphic encodings
+                canonical[arch_id] = arch
+            elif canonical[arch_id].arch_id != arch.arch_id:  # isomorphic encodings are one architecture
+                raise ValueError(
+                    f"row {i + 1} of curve file {str(path)!r}: arch_id {arch_id!r} names two architectures "
+                    f"({str(canonical[arch_id])!r} and {str(arch)!r})"
+                )
+            ids.append(arch_id)
+        if given is None:
+            data = data.append_column("arch_id", pa.array(ids, pa.string()))
+    return import_curves(store, data, source_name=Path(path).name, architectures=list(rows.values()))
