@@ -21,10 +21,12 @@ from flows.common import (
     TaskRunnerName,
     make_task_runner,
     open_store,
+    preflight,
     resolve_task_spec,
     task_row,
     tracking_enabled,
 )
+from flows.progress import stage
 
 EXPERIMENT = "nasmeta-collect"
 
@@ -301,6 +303,7 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
     from nasmeta import config as nconfig
 
     store_root = params.store or nconfig.default_store_root()
+    preflight(store_root, params.track)
     store = open_store(store_root)
     config = params.train_config()
     archs = plan_architectures(params.space, params.n_archs, params.arch_seed, params.archs)
@@ -363,15 +366,20 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
             )
             for name, arch, seed in todo
         ]
-        for future in futures:
-            outcome = future.result()
-            if outcome["status"] == "skipped":  # another collector holds or finished it
-                summary["skipped"] += 1
-                continue
-            summary["trained"] += 1
-            summary[outcome["status"]] += 1
-            if outcome["status"] == "failed":
-                summary["failures"].append({"run_id": outcome["run_id"], "error": outcome["error"]})
+        with stage("collect", total=len(futures), unit="training runs") as shown:
+            for future in futures:
+                outcome = future.result()
+                shown.advance(f"{outcome['status']} {outcome['run_id']}")
+                _count(outcome)
+
+    def _count(outcome: dict[str, Any]) -> None:
+        if outcome["status"] == "skipped":  # another collector holds or finished it
+            summary["skipped"] += 1
+            return
+        summary["trained"] += 1
+        summary[outcome["status"]] += 1
+        if outcome["status"] == "failed":
+            summary["failures"].append({"run_id": outcome["run_id"], "error": outcome["error"]})
 
     if tracking_enabled(params.track):
         from nasmeta import tracking

@@ -118,3 +118,14 @@ def publish_markdown(key: str, markdown: str, description: str) -> str | None:
     clean = re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")[:100] or "nasmeta"
     create_markdown_artifact(key=clean, markdown=markdown, description=description)
     return clean
+
+
+def preflight(store_root: str | None, track: bool) -> None:
+    """Checks before any work: the store can be written (``StoreWriteError`` naming the path) and, when tracking
+    is on, the tracking URI answers within a few seconds (``TrackingUnavailableError`` suggesting ``--no-track``)."""
+    open_store(store_root).check_writable()
+    if tracking_enabled(track):
+        from nasmeta import tracking
+
+        tracking.configure()
+        tracking.check_tracking_uri()

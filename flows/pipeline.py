@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 
 from flows.collect import collect_metadata
 from flows.defaults import DEFAULT_SOURCES, DEFAULT_TARGET
+from flows.progress import stage
 from flows.search import search_target
 from flows.transfer import train_transfer
 from nasmeta.budget import Budget, resolve_budget
@@ -33,7 +34,7 @@ def pipeline(
     track: bool = True,
 ) -> dict[str, Any]:
     """The end-to-end job; returns the stage summaries and the comparison table."""
-    from flows.common import resolve_task_spec
+    from flows.common import preflight, resolve_task_spec
     from nasmeta.data.tasks import get_task
     from nasmeta.spaces import get_space
 
@@ -47,6 +48,7 @@ def pipeline(
     if target in sources:
         raise ValueError(f"target {target!r} is also a source task; leave it out of sources")
     methods = check_methods(methods, space)
+    preflight(store, track)
 
     collected = collect_metadata(
         tasks=sources,
@@ -68,7 +70,10 @@ def pipeline(
 
     usable = [n for n in component_names() if component_class(n).spaces is None or space in component_class(n).spaces]
     params = {n: p for n, p in budget_obj.transfer.items() if n in usable}
-    fitted = train_transfer(usable, params=params, holdout=target_id, store=store, track=track)
+    with stage("transfer", total=len(usable), unit="components") as shown:
+        fitted = train_transfer(usable, params=params, holdout=target_id, store=store, track=track)
+        for name in usable:
+            shown.advance(f"{name} {fitted.get(name, {}).get('status')}")
     components = {name: o["path"] for name, o in fitted.items() if o["status"] == "completed"}
     transfer_failures = {name: o["error"] for name, o in fitted.items() if o["status"] != "completed"}
 

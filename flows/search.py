@@ -20,12 +20,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import (
     open_store,
+    preflight,
     provenance_tags,
     publish_markdown,
     resolve_task_spec,
     task_row,
     tracking_enabled,
 )
+from flows.progress import stage
 from nasmeta.budget import Budget, resolve_budget
 from nasmeta.search.registry import check_methods
 
@@ -131,8 +133,10 @@ def search_method(
     store_root: str | None,
     holdout: str | None,
     parent: Any,
+    resume: bool = True,
 ) -> dict[str, Any]:
-    """One method as a child run; never raises (a failure comes back with its reason)."""
+    """One method as a child run; never raises (a failure comes back with its reason).  With ``resume`` a method
+    whose search (same task, method, budget, seed, fold) is already in the store is not run again."""
     from nasmeta.spaces.base import stable_hash
 
     budget_obj = resolve_budget(budget)
@@ -146,6 +150,10 @@ def search_method(
         "budget": budget_obj.name,
         "lodo_fold": holdout or "none",
     }
+    search_id = stable_hash("search", spec.task_id, method, budget, seed, holdout)
+    previous = _stored_search(store, search_id) if resume else None
+    if previous is not None:  # an interrupted search run again: this method already finished
+        return previous
     row: dict[str, Any] = {"method": method, "status": "completed", "error": None}
     start = time.perf_counter()
     try:
@@ -161,11 +169,16 @@ def search_method(
         row.update(status="failed", error=f"{type(error).__name__}: {error}")
     row["wall_seconds"] = time.perf_counter() - start
     if row["status"] == "completed":
+        from nasmeta.data.store_import import architecture_row
+        from nasmeta.spaces import Architecture
+
+        pick = Architecture.from_json(row["arch_json"])
+        store.append("architectures", [architecture_row(pick, row.get("params"), None)])
         store.append(
             "searches",
             [
                 {
-                    "search_id": stable_hash("search", spec.task_id, method, budget, seed, holdout),
+                    "search_id": search_id,
                     "task_id": spec.task_id,
                     "method": method,
                     "budget": budget_obj.describe(),
@@ -180,6 +193,41 @@ def search_method(
             ],
         )
     return row
+
+
+def _stored_search(store: Any, search_id: str) -> dict[str, Any] | None:
+    """The comparison row of a finished search (its ``searches`` row and the pick's ``architectures`` row), or
+    None; counts the store does not keep (stopped trials, promotions) are None."""
+    import pyarrow.compute as pc
+
+    found = store.read("searches", filter=pc.field("search_id") == search_id).to_pylist()
+    if not found:
+        return None
+    done = found[0]
+    archs = store.read("architectures", filter=pc.field("arch_id") == done["best_arch_id"]).to_pylist()
+    if not archs:
+        return None
+    from nasmeta.data.store_import import architecture_from_row
+
+    arch = architecture_from_row(archs[0])
+    return {
+        "method": done["method"],
+        "status": "completed",
+        "error": None,
+        "reused": True,
+        "arch": str(arch),
+        "arch_id": arch.arch_id,
+        "arch_json": arch.to_json(),
+        "best_val_acc": done["best_val_acc"],
+        "best_test_acc": done["best_test_acc"],
+        "search_seconds": done["cost_seconds"],
+        "n_evaluations": done["n_evaluations"],
+        "n_stopped": None,
+        "n_promotions": None,
+        "params": archs[0].get("n_params"),
+        "mlflow_run_id": done["mlflow_run_id"],
+        "wall_seconds": 0.0,
+    }
 
 
 def _log_oneshot_plots(result: Any, run: Any) -> None:
@@ -240,6 +288,10 @@ def retrain_winner(
             tracking.log_architecture(arch, run=child)
             if ev.curve:
                 tracking.log_learning_curve_png(ev.curve, run=child)
+            exported = [p for p in (files.model, files.arch_json, files.program, files.onnx, files.torchscript) if p]
+            outcome["model_id"] = tracking.log_exported_model(
+                exported, f"winner-{arch.arch_id}", run=child, tags={"arch": str(arch), "method": winner["method"]}
+            )
 
     if parent is not None:
         from nasmeta import tracking
@@ -278,8 +330,12 @@ def search_target(
     holdout: bool = True,
     store: str | None = None,
     track: bool = True,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Search ``task`` with each method; retrain the best pick; return the comparison table.
+
+    ``resume``: methods whose identical search (task, method, budget, seed, fold) already finished are read back
+    from the store instead of run again, so an interrupted search picks up where it stopped.
 
     ``components`` maps component names to saved directories (from ``train_transfer``); missing ones are fitted
     on the store here.  With ``holdout`` the transfer methods never see the target task's own metadata.
@@ -292,6 +348,7 @@ def search_target(
     get_space(space)
     methods = check_methods(methods, space)
     spec = resolve_task_spec(task, budget_obj.samples_per_class)
+    preflight(store, track)
     store_obj = open_store(store)
     store_obj.append("tasks", [task_row(spec, spec.load())])
     fold = spec.task_id if holdout else None
@@ -300,16 +357,22 @@ def search_target(
 
     def run_all(parent: Any) -> dict[str, Any]:
         futures = [
-            search_method.submit(m, space, task, budget_json, seed, components or {}, store, fold, parent)
+            search_method.submit(m, space, task, budget_json, seed, components or {}, store, fold, parent, resume)
             for m in methods
         ]
-        rows = [f.result() for f in futures]
+        rows = []
+        with stage("search", total=len(futures), unit="methods") as shown:
+            for future in futures:
+                rows.append(future.result())
+                shown.advance(f"{rows[-1]['method']} {rows[-1]['status']}")
         ok = [r for r in rows if r["status"] == "completed" and r.get("best_val_acc") is not None]
         if not ok:
             reasons = "; ".join(f"{r['method']}: {r['error']}" for r in rows)
             raise RuntimeError(f"no search method succeeded on {task}: {reasons}")
         winner = max(ok, key=lambda r: r["best_val_acc"])
-        retrained = retrain_winner.submit(winner, task, space, budget_json, seed, out_dir, parent).result()
+        with stage("retrain", total=1, unit="winner") as shown:
+            retrained = retrain_winner.submit(winner, task, space, budget_json, seed, out_dir, parent).result()
+            shown.advance(winner["method"])
         return {"rows": rows, "winner": winner["method"], "retrained": retrained}
 
     if tracking_enabled(track):

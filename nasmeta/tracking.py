@@ -43,6 +43,7 @@ import math
 import numbers
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -614,6 +615,31 @@ def log_model(component: Any, name: str, run: TrackedRun | None = None, params: 
         with tempfile.TemporaryDirectory() as folder:
             component.save(folder)
             Path(folder, _COMPONENT_FILE).write_text(json.dumps({"class": class_path, "name": name}))
+            run.client.log_model_artifacts(model.model_id, folder)
+    except BaseException:
+        run.client.finalize_logged_model(model.model_id, "FAILED")
+        raise
+    run.client.finalize_logged_model(model.model_id, "READY")
+    return model.model_id
+
+
+def log_exported_model(
+    paths: Sequence[str | Path], name: str, run: TrackedRun | None = None, tags: Mapping[str, Any] | None = None
+) -> str:
+    """Log an exported network (state dict, architecture JSON, ``torch.export`` program, ...) as an MLflow logged
+    model of ``run`` and return its id; the files are its artefacts, loadable with torch alone."""
+    run = _resolve(run)
+    model = run.client.create_logged_model(
+        run.experiment_id,
+        name=name,
+        source_run_id=run.run_id,
+        tags={k: _clip(_text(v), _MAX_TAG) for k, v in (tags or {}).items()},
+        model_type="nasmeta-export",
+    )
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for path in paths:
+                shutil.copy2(path, Path(folder) / Path(path).name)
             run.client.log_model_artifacts(model.model_id, folder)
     except BaseException:
         run.client.finalize_logged_model(model.model_id, "FAILED")

@@ -94,3 +94,20 @@ def _pydantic_message(error: Exception) -> str:
             parts.append(f"{where}: {item.get('msg')} (got {item.get('input')!r})")
         return "budget " + "; ".join(parts)
     return str(error)
+
+
+def cli_store(store: str | None, must_exist: bool = False) -> Any:
+    """The metadata store for a command (default ``$NASMETA_HOME/store``); ``must_exist`` (read commands): a local
+    root that is not a folder is an error instead of an empty store."""
+    from pathlib import Path
+
+    from flows.common import open_store
+    from nasmeta.config import default_store_root
+
+    root = store or default_store_root()
+    if must_exist and "://" not in root and not Path(root).is_dir():
+        fail(f"no metadata store at {root} (give --store, or collect first: nasmeta collect)")
+    try:
+        return open_store(root)
+    except ValueError as error:
+        fail(str(error))

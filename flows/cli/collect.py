@@ -78,10 +78,12 @@ def collect_command(
         params.train_config()  # bad training overrides fail here, before any work
         if task_runner not in {"threads", "dask"}:
             raise ValueError(f"unknown task runner {task_runner!r}; expected 'threads' or 'dask'")
-        from flows.common import open_store
+        from flows.common import preflight
 
-        open_store(store)  # a store root that is a file fails here
-    except (ValueError, ValidationError, OSError) as error:
+        preflight(store, not no_track)  # a store that cannot be written or a dead tracking server fails here
+    except typer.Exit:
+        raise
+    except (ValueError, ValidationError, OSError, RuntimeError) as error:
         fail(str(error))
     summary = collect(params, task_runner=task_runner, max_workers=workers, address=address)  # type: ignore[arg-type]
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=2, default=str))

@@ -85,7 +85,11 @@ def export(
         typer.echo("note: no --weights given; exporting freshly initialised weights", err=True)
     files = export_model(model, arch, out, num_classes=classes, input_shape=shape, size=sizes, torchscript=torchscript)
     typer.echo(f"wrote {files.model} and {files.arch_json}")
+    if files.program is not None:
+        typer.echo(f"wrote {files.program} (load with torch.export.load; needs only torch)")
+    else:
+        typer.echo(f"no torch.export program: {files.program_error}")
+    if files.onnx is not None:
+        typer.echo(f"wrote {files.onnx} (ONNX)")
     if files.torchscript is not None:
-        typer.echo(f"wrote {files.torchscript} (load with torch.jit.load; needs only torch)")
-    elif torchscript:
-        typer.echo(f"no TorchScript: {files.torchscript_error}")
+        typer.echo(f"wrote {files.torchscript} (TorchScript fallback; load with torch.jit.load)")

@@ -35,6 +35,18 @@ def _checked(space: str, methods: str | None, tasks: list[str]) -> list[str] | N
         fail(str(error))
 
 
+def _preflight(store: str | None, track: bool) -> None:
+    """The store is writable and the tracking server answers, before any flow starts (exit 2 otherwise)."""
+    from flows.common import preflight
+
+    try:
+        preflight(store, track)
+    except typer.Exit:
+        raise
+    except (OSError, RuntimeError, ValueError) as error:
+        fail(str(error))
+
+
 def _write_json(path: str | None, summary: dict[str, Any]) -> None:
     if path:
         with open(path, "w") as handle:
@@ -65,6 +77,7 @@ def pipeline_command(
         fail(f"target {target!r} is also a source task; leave it out of --sources")
     method_list = _checked(space, methods, [target, *source_list])
     budget_obj = resolve_budget_options(budget, sets)
+    _preflight(store, not no_track)
     from flows.pipeline import pipeline  # Prefect is imported only once the input is known to be good
 
     try:
@@ -97,6 +110,7 @@ def search_target_command(
     seed: int = typer.Option(0),
     store: str | None = typer.Option(None, help="Store root whose metadata the transfer methods learn from."),
     no_track: bool = typer.Option(False, "--no-track"),
+    fresh: bool = typer.Option(False, "--fresh", help="Run every method again, even those already in the store."),
     json_out: str | None = typer.Option(None, "--json", help="Also write the outcome as JSON to this file."),
 ) -> None:
     """Zero-shot, one-shot, transfer-guided and black-box searches side by side on one task.
@@ -105,11 +119,19 @@ def search_target_command(
     """
     method_list = _checked(space, methods, [task])
     budget_obj = resolve_budget_options(budget, sets)
+    _preflight(store, not no_track)
     from flows.search import search_target  # Prefect is imported only once the input is known to be good
 
     try:
         outcome = search_target(
-            task=task, space=space, methods=method_list, budget=budget_obj, seed=seed, store=store, track=not no_track
+            task=task,
+            space=space,
+            methods=method_list,
+            budget=budget_obj,
+            seed=seed,
+            store=store,
+            track=not no_track,
+            resume=not fresh,
         )
     except ValueError as error:
         fail(str(error))

@@ -111,11 +111,8 @@ def oneshot(
         )
     if job.files is not None:
         files = job.files
-        note = (
-            f"TorchScript: {files.torchscript.name}"
-            if files.torchscript
-            else f"no TorchScript ({files.torchscript_error})"
-        )
+        primary = files.program or files.torchscript
+        note = f"program: {primary.name}" if primary else f"no program ({files.program_error})"
         typer.echo(f"exported {files.model.name} ({note})")
     if out is not None:
         typer.echo(f"wrote {out}")

@@ -13,28 +13,16 @@ from typing import Annotated
 import typer
 
 from flows.cli._app import store_app
+from flows.cli._common import cli_store, fail
 
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="Store root: a folder or URL (default: $NASMETA_HOME/store).")
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
-
-
-def open_store(store: str | None):  # -> MetadataStore (imported lazily to keep `nasmeta --help` fast)
-    """The store at ``store`` (default root when ``None``); a bad root exits with a clear message."""
-    from metadata_store import MetadataStore
-    from nasmeta.config import default_store_root
-
-    try:
-        return MetadataStore(store or default_store_root())
-    except ValueError as error:
-        raise _fail(str(error)) from error
+def open_store(store: str | None, must_exist: bool = True):  # -> MetadataStore (imported lazily)
+    """The store at ``store`` (default root when ``None``); a bad or (``must_exist``) missing root exits 2."""
+    return cli_store(store, must_exist)
 
 
 @store_app.command("summary")
@@ -81,7 +69,7 @@ def import_(
     """
     from nasmeta.config import DataNotFoundError
 
-    target = open_store(store)
+    target = open_store(store, must_exist=False)
     try:
         from nasmeta.data import store_import
 
@@ -92,9 +80,9 @@ def import_(
         elif Path(source).is_file():
             written = store_import.import_curve_file(target, source)
         else:
-            raise _fail(f"{source!r} is neither 'nb201', 'macro' nor an existing curve file")
+            fail(f"{source!r} is neither 'nb201', 'macro' nor an existing curve file")
     except (ValueError, DataNotFoundError) as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
     typer.echo(f"imported {source} into {target.uri}: " + ", ".join(f"{k} {v}" for k, v in written.items()))
 
 
