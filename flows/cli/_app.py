@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from typer.core import TyperGroup
+
+# Typer >= 0.20 vendors click; its exception classes are those of the click the CLI runs on
+_click = typer.core._click
+
+
+class OneLineErrors(TyperGroup):
+    """Every usage error (a bad option value, a missing argument, an unknown command) as one line
+    ``error: ...`` on stderr with exit code 2, like the errors the commands raise themselves."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # noqa: ANN002, ANN003, ANN201 - click's signature
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _click.exceptions.ClickException as error:
+            context = f"{error.ctx.command_path}: " if getattr(error, "ctx", None) is not None else ""
+            message = " ".join(f"{context}{error.format_message()}".split())
+            typer.echo(f"error: {message[:400]}", err=True)
+            sys.exit(2 if isinstance(error, _click.exceptions.UsageError) else error.exit_code)
+        except _click.exceptions.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="nasmeta",
     help="Efficient neural architecture search that learns from its past.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 
 space_app = typer.Typer(help="Search spaces: info, sampling, parameter counts.", no_args_is_help=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,6 +26,41 @@ def _json_object(text: str, option: str) -> dict:
     if not isinstance(value, dict):
         fail(f"{option} must be a JSON object, got {type(value).__name__}: {text!r}")
     return value
+
+
+def _check_plan(params: Any, workers: int, address: str | None) -> None:
+    """What the flow would find out only later: unparsable architecture lines, more architectures than the
+    space has, no workers, an unreachable Dask scheduler."""
+    from nasmeta.spaces import get_space
+
+    space = get_space(params.space)
+    for line in params.archs or []:
+        space.parse(line)
+    if not params.archs and params.n_archs > 1000:
+        distinct = space.count_distinct()
+        if distinct is not None and params.n_archs > distinct:
+            raise ValueError(
+                f"--archs {params.n_archs}: space {params.space!r} has only {distinct} distinct architectures"
+            )
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    if address:
+        _check_address(address)
+
+
+def _check_address(address: str) -> None:
+    """A Dask scheduler address answers a TCP connection within 3 s."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if not parsed.hostname or not parsed.port:
+        raise ValueError(f"--address {address!r} is not tcp://HOST:PORT")
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=3):
+            pass
+    except OSError as error:
+        raise ValueError(f"--address {address!r}: no Dask scheduler answers ({error})") from None
 
 
 @app.command("collect")
@@ -76,6 +111,7 @@ def collect_command(
             track=not no_track,
         )
         params.train_config()  # bad training overrides fail here, before any work
+        _check_plan(params, workers, address)
         if task_runner not in {"threads", "dask"}:
             raise ValueError(f"unknown task runner {task_runner!r}; expected 'threads' or 'dask'")
         from flows.common import preflight

@@ -125,6 +125,16 @@ class SearchSpace(abc.ABC):
         """Every architecture of a finite, small space; large spaces raise ``TypeError``."""
         raise TypeError(f"space {self.name!r} has {self.size:.3g} architectures and cannot be enumerated")
 
+    def count_distinct(self) -> int | None:
+        """Architectures up to isomorphism (distinct ids) of a space small enough to enumerate (NB201: 6,466;
+        Macro: 3,969), counted once; None for spaces that cannot be enumerated."""
+        if "_distinct" not in self.__dict__:
+            try:
+                self.__dict__["_distinct"] = len({arch.arch_id for arch in self.enumerate()})
+            except TypeError:
+                self.__dict__["_distinct"] = None
+        return self.__dict__["_distinct"]
+
     # -- encodings for predictors ---------------------------------------------------------------------------
     @abc.abstractmethod
     def tokens(self, arch: Architecture) -> list[int]:
