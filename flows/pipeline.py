@@ -22,7 +22,16 @@ from nasmeta.budget import Budget, resolve_budget
 from nasmeta.search.registry import check_methods
 
 
-@flow(name="pipeline", log_prints=True)
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    p = flow_run.parameters
+    budget = p.get("budget")
+    label = budget if isinstance(budget, str) else getattr(budget, "name", None) or (budget or {}).get("name", "custom")
+    return f"pipeline {p.get('target')} ({p.get('space')}, {label})"
+
+
+@flow(name="pipeline", log_prints=True, flow_run_name=_flow_run_name)
 def pipeline(
     target: str = DEFAULT_TARGET,
     sources: list[str] | None = None,
@@ -99,6 +108,8 @@ def pipeline(
         "table": searched["table"],
         "winner": searched["winner"],
         "retrained": searched["retrained"],
+        "artifact": searched.get("artifact"),
+        "mlflow_run_id": searched.get("mlflow_run_id"),
     }
     failed_methods = [r["method"] for r in searched["table"] if r["status"] == "failed"]
     if failed_methods or transfer_failures:

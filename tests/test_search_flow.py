@@ -67,11 +67,19 @@ def test_live_schedulers_run_on_real_training_and_mlflow_shows_stopped_and_promo
 
 
 @pytest.mark.parametrize("space", ["darts", "macro"])
-def test_the_main_job_completes_at_the_micro_budget_on_every_space(prefect_harness, tmp_path, space):
+def test_the_main_job_completes_at_the_micro_budget_on_every_space(prefect_harness, tmp_path, space, monkeypatch):
     from flows.pipeline import pipeline
     from nasmeta.search.registry import default_methods
 
-    summary = pipeline(budget="micro", space=space, store=str(tmp_path / "store"), track=False)
+    track = space == "darts"  # one of them tracked: its Prefect artifact and MLflow tags are checked below
+    if track:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+        tracking.configure()
+    summary = pipeline(budget="micro", space=space, store=str(tmp_path / "store"), track=track)
+    if track:
+        _check_prefect_artifact_and_mlflow_tags(summary, space)
+        monkeypatch.delenv("MLFLOW_TRACKING_URI")
+        tracking.configure()
     table = {r["method"]: r for r in summary["table"]}
     assert list(table) == default_methods(space)
     done = [m for m, r in table.items() if r["status"] == "completed"]
@@ -82,6 +90,37 @@ def test_the_main_job_completes_at_the_micro_budget_on_every_space(prefect_harne
     assert summary["collect"]["completed"] == summary["collect"]["planned"] == 4 * 2
     if space == "darts":
         assert "transfer-tapas" not in table and "tapas" not in summary["transfer"]  # TAPAS costs need nb201/macro
+
+
+def _check_prefect_artifact_and_mlflow_tags(summary: dict, space: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    key = summary["artifact"]
+    assert key and key.startswith("comparison-")
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    markdown = artifacts[0].data
+    for row in summary["table"]:
+        assert f"| {row['method']} |" in markdown
+    assert summary["mlflow_run_id"] in markdown
+
+    client = tracking.client()
+    parent = client.get_run(summary["mlflow_run_id"])
+    tags = parent.data.tags
+    assert tags["space"] == space and tags["budget"] == "micro"
+    assert tags["methods"] == ",".join(r["method"] for r in summary["table"])
+    assert len(tags["mlflow.source.git.commit"]) == 40 and tags["prefect.flow_run_id"]
+    assert parent.info.run_name.startswith("search/digits-5to9-s30/")  # micro: 30 images per class
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the classic training view
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    retrain = next(r for r in children if r.data.tags.get("stage") == "retrain")
+    assert len(client.get_metric_history(retrain.info.run_id, "retrain_val_acc")) == 2  # micro: 2 epochs
+    models = client.search_logged_models([parent.info.experiment_id])
+    assert any(m.source_run_id == retrain.info.run_id and m.model_type == "nasmeta-export" for m in models)
 
 
 def test_a_method_from_a_user_module_runs_through_search_target(prefect_harness, tmp_path, monkeypatch):
