@@ -98,6 +98,13 @@ def _cases(tmp: Path) -> list[list[str]]:
         # lodo
         ["lodo", "--methods", "nope", *store],
         ["lodo", "--methods", "median", "--seeds", "0", *store],
+        # data-backed tasks without the data folder: one line naming the variable
+        ["tasks", "describe", "mnist"],
+        ["search", "target", "--task", "mnist-0to4", *store],
+        ["collect", "--tasks", "cifar10-vehicles", *store],
+        ["pipeline", "--target", "mnist-5to9", "--sources", "mnist-0to4", *store],
+        ["search", "target", "--task", f"npz:{tmp / 'missing.npz'}", *store],
+        ["nope-command"],
         # export
         ["export", str(not_json), "--out", str(tmp / "model.pt")],
         ["export", str(tmp / "missing.json"), "--out", str(tmp / "model.pt")],

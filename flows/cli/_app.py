@@ -25,9 +25,16 @@ class OneLineErrors(TyperGroup):
             message = " ".join(f"{context}{error.format_message()}".split())
             typer.echo(f"error: {message[:400]}", err=True)
             sys.exit(2 if isinstance(error, _click.exceptions.UsageError) else error.exit_code)
-        except _click.exceptions.Abort:
+        except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
+        except FileNotFoundError as error:
+            from nasmeta.config import DataNotFoundError
+
+            if not isinstance(error, DataNotFoundError):
+                raise
+            typer.echo(f"error: {' '.join(str(error).split())[:400]}", err=True)
+            sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -31,8 +31,11 @@ def _json_object(text: str, option: str) -> dict:
 def _check_plan(params: Any, workers: int, address: str | None) -> None:
     """What the flow would find out only later: unparsable architecture lines, more architectures than the
     space has, no workers, an unreachable Dask scheduler."""
+    from nasmeta.data.tasks import check_data
     from nasmeta.spaces import get_space
 
+    for name in params.tasks:
+        check_data(name)  # a missing data file is one line now, not one failed run per architecture
     space = get_space(params.space)
     for line in params.archs or []:
         space.parse(line)

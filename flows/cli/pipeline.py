@@ -21,17 +21,18 @@ SET_HELP = "Budget override KEY=VALUE, repeated (e.g. evaluations=6, eval_epochs
 
 def _checked(space: str, methods: str | None, tasks: list[str]) -> list[str] | None:
     """Validate the space, the tasks and the methods before any flow starts (exit 2 naming the bad value)."""
-    from nasmeta.data.tasks import get_task
+    from nasmeta.config import DataNotFoundError
+    from nasmeta.data.tasks import check_data
     from nasmeta.search.registry import check_methods
     from nasmeta.spaces import get_space
 
     try:
         get_space(space)
         for name in tasks:
-            get_task(name)
+            check_data(name)
         names = csv_list(methods, "--methods")
         return check_methods(names, space) if names else None
-    except ValueError as error:
+    except (ValueError, DataNotFoundError) as error:
         fail(str(error))
 
 

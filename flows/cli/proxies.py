@@ -82,7 +82,7 @@ def list_command() -> None:
 @proxies_app.command("score")
 def score_command(
     space: Annotated[str, typer.Option(help="Search space (nb201, darts, macro, ...).")] = "nb201",
-    task: Annotated[str, typer.Option(help="Registered task whose training split gives the batch.")] = "cifar10",
+    task: Annotated[str, typer.Option(help="Task giving the batch (e.g. cifar10, npz:PATH).")] = "digits",
     proxy: Annotated[list[str], typer.Option(help="Proxy to compute (repeat for several).")] = ["synflow"],  # noqa: B006
     archs: Annotated[Path | None, typer.Option(help="File with one architecture per line.")] = None,
     sample: Annotated[int | None, typer.Option(min=1, help="Score this many sampled architectures instead.")] = None,

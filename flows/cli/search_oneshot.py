@@ -34,7 +34,7 @@ def _print_trace(trace: list[dict[str, Any]], title: str) -> None:
 @search_app.command("oneshot")
 def oneshot(
     space: Annotated[str, typer.Option(help="nb201, darts or darts-s1..darts-s4.")] = "nb201",
-    task: Annotated[str, typer.Option(help="Registered task (its train split is halved for the search).")] = "cifar10",
+    task: Annotated[str, typer.Option(help="Task (train split halved for the search), e.g. cifar10.")] = "digits",
     method: Annotated[str, typer.Option(help="darts, enas or random (random-sampling one-shot).")] = "darts",
     epochs: Annotated[int, typer.Option(min=1, help="Search epochs.")] = 10,
     order: Annotated[int, typer.Option(min=1, max=2, help="DARTS order: 1 or 2 (unrolled).")] = 1,

@@ -14,7 +14,7 @@ from flows.cli.proxies import check_proxies, load_batch
 @search_app.command("zeroshot")
 def zeroshot(
     space: Annotated[str, typer.Option(help="Search space (nb201, darts, macro, ...).")] = "nb201",
-    task: Annotated[str, typer.Option(help="Registered task whose training split gives the batch.")] = "cifar10",
+    task: Annotated[str, typer.Option(help="Task giving the batch (e.g. cifar10, npz:PATH).")] = "digits",
     sample: Annotated[int, typer.Option(min=1, help="Number of distinct sampled architectures.")] = 100,
     proxy: Annotated[
         list[str] | None, typer.Option(help="Proxy of the vote (repeat); default naswot, synflow, params.")

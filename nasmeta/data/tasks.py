@@ -297,12 +297,35 @@ def register_task(name: str, spec: TaskSpec, overwrite: bool = False) -> TaskSpe
     return spec
 
 
+#: source strings usable directly as task names: a whole dataset from a file or folder
+_FILE_SOURCES = ("npz:", "imagefolder:", "torchvision:")
+
+
 def get_task(name: str) -> TaskSpec:
-    """The registered task called ``name``; unknown names raise ``ValueError`` listing the registered ones."""
+    """The registered task called ``name``, or a whole dataset named by its source (``npz:PATH``,
+    ``imagefolder:PATH``, ``torchvision:NAME``); unknown names raise ``ValueError`` listing the registered ones."""
+    if isinstance(name, str) and name.startswith(_FILE_SOURCES):
+        return TaskSpec(name=name, source=name)
     try:
         return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; registered tasks: {', '.join(list_tasks())}") from None
+    except (KeyError, TypeError):
+        shown = name if not isinstance(name, str) or len(name) <= 80 else name[:77] + "..."
+        raise ValueError(
+            f"unknown task {shown!r}; registered tasks: {', '.join(list_tasks())}, or npz:PATH, imagefolder:PATH"
+        ) from None
+
+
+def check_data(name: str | TaskSpec) -> TaskSpec:
+    """The task, after checking that its data can be found (a missing file raises ``DataNotFoundError`` naming the
+    file and ``NASMETA_DATA_DIR``); nothing is loaded."""
+    from nasmeta.config import DataNotFoundError
+
+    spec = get_task(name) if isinstance(name, str) else name
+    source = get_source(spec.source)
+    location = source.location()  # files under the data folder raise here, naming the file and the variable
+    if not source.available():
+        raise DataNotFoundError(f"task {spec.name!r}: no data at {location}")
+    return spec
 
 
 def list_tasks(available_only: bool = False) -> list[str]:
