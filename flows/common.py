@@ -129,3 +129,39 @@ def preflight(store_root: str | None, track: bool) -> None:
 
         tracking.configure()
         tracking.check_tracking_uri()
+
+
+def tracked_command(
+    experiment: str, run_name: str, tags: dict[str, Any], params: dict[str, Any], track: bool
+) -> Any:
+    """A context manager giving the MLflow run a command logs to (None with ``--no-track`` or
+    ``NASMETA_TRACKING=0``); the tracking URI is checked first, and the run carries the provenance tags."""
+    import contextlib
+
+    if not tracking_enabled(track):
+        return contextlib.nullcontext(None)
+    from nasmeta import tracking
+
+    tracking.configure()
+    tracking.check_tracking_uri()
+    return tracking.parent_run(experiment, run_name=run_name, tags={**tags, **provenance_tags()}, params=params)
+
+
+def log_search_result(run: Any, result: Any) -> None:
+    """The comparison metrics of a ``SearchResult`` (the names every search run uses), its architecture and, for
+    loop-based searches, the trials table."""
+    if run is None:
+        return
+    from nasmeta import tracking
+
+    metrics = {
+        "best_val_acc": result.best_val_acc,
+        "best_test_acc": result.best_test_acc,
+        "search_seconds": result.cost_seconds,
+        "n_evaluations": result.n_evaluations,
+    }
+    run.log_metrics({k: v for k, v in metrics.items() if v is not None})
+    if result.best_arch is not None:
+        tracking.log_architecture(result.best_arch, run=run)
+    if result.extra.get("trials"):
+        tracking.log_table("trials", result.extra["trials"], run=run)

@@ -27,8 +27,12 @@ def search(
     val_at_200: Annotated[
         str, typer.Option(help="nb201 at 200 epochs: select on 'val12' (12-epoch val) or 'test' (oracle).")
     ] = "val12",
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
 ) -> None:
-    """Search a benchmark table with simulated training cost; print the best architecture and its accuracy."""
+    """Search a benchmark table with simulated training cost; print the best architecture and its accuracy.
+
+    Example: nasmeta bench search --space nb201 --dataset cifar10 --method re --evaluations 100 --no-track
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -40,15 +44,21 @@ def search(
 
     if method not in METHODS:
         fail(f"unknown method {method!r}; expected one of {sorted(METHODS)} ({', '.join(METHODS.values())})")
+    from flows.common import log_search_result, tracked_command
+
     try:
         evaluator = TabularEvaluator(space, dataset, max_epochs=fidelity, val_at_200=val_at_200)  # type: ignore[arg-type]
         search_space = get_space(space)
-        if method == "re":
-            result = regularized_evolution(search_space, evaluator, evaluations, population, sample_size, seed=seed)
-        else:
-            result = random_search(search_space, evaluator, evaluations, seed=seed)
-        optimum = best_accuracy(space, evaluator.dataset, evaluator.max_epochs)
-    except (ValueError, DataNotFoundError) as err:
+        tags = {"task": dataset, "space": space, "method": f"bench-{method}", "evaluator": "table"}
+        params = {"evaluations": evaluations, "seed": seed, "fidelity": evaluator.max_epochs}
+        with tracked_command("nasmeta-search", f"bench/{space}/{dataset}/{method}", tags, params, not no_track) as run:
+            if method == "re":
+                result = regularized_evolution(search_space, evaluator, evaluations, population, sample_size, seed=seed)
+            else:
+                result = random_search(search_space, evaluator, evaluations, seed=seed)
+            optimum = best_accuracy(space, evaluator.dataset, evaluator.max_epochs)
+            log_search_result(run, result)
+    except (ValueError, DataNotFoundError, RuntimeError) as err:
         fail(str(err))
     val_column, test_column = evaluator.columns()
     table = Table(title=f"{METHODS[method]} on {space} / {evaluator.dataset}", show_header=False, title_justify="left")

@@ -91,8 +91,12 @@ def score_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Rows drawn for the batch (proxies use their own).")] = 128,
     out: Annotated[Path | None, typer.Option(help="Write a CSV (arch, proxy, score, seconds) here.")] = None,
     store: Annotated[str | None, typer.Option(help="Also append the scores to this metadata store root.")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
 ) -> None:
-    """Score architectures with proxies on one batch of a task; print (and optionally save) the scores."""
+    """Score architectures with proxies on one batch of a task; print (and optionally save) the scores.
+
+    Example: nasmeta proxies score --task digits --proxy synflow --proxy naswot --sample 5 --size C=4 --size N=1
+    """
     import csv
 
     from rich.console import Console
@@ -113,16 +117,27 @@ def score_command(
     except ValueError as err:
         fail(str(err))
     batch, data = load_batch(task, batch_size, seed)
+    from flows.common import tracked_command
+
+    tags = {"task": task, "space": space, "method": "proxies-score", "proxies": ",".join(names)}
+    params = {"n_archs": len(candidates), "seed": seed, **parse_sizes(size)}
     try:
-        scored = score_architectures(search_space, candidates, batch, names, seed=seed, build_kwargs=parse_sizes(size))
-    except (ValueError, TypeError) as err:
+        with tracked_command("nasmeta-search", f"proxies/{space}/{task}", tags, params, not no_track) as run:
+            scored = score_architectures(
+                search_space, candidates, batch, names, seed=seed, build_kwargs=parse_sizes(size)
+            )
+            # composites (te_nas) come with their parts
+            rows = [
+                {"arch": str(s.arch), "proxy": p, "score": v, "seconds": s.seconds[p]}
+                for s in scored
+                for p, v in s.scores.items()
+            ]
+            if run is not None:
+                from nasmeta import tracking
+
+                tracking.log_table("proxy_scores", rows, run=run)
+    except (ValueError, TypeError, RuntimeError) as err:
         fail(str(err))
-    # composites (te_nas) come with their parts
-    rows = [
-        {"arch": str(s.arch), "proxy": p, "score": v, "seconds": s.seconds[p]}
-        for s in scored
-        for p, v in s.scores.items()
-    ]
     if out is not None:
         with open(out, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["arch", "proxy", "score", "seconds"])
@@ -157,8 +172,11 @@ def correlate_command(
     vote: Annotated[list[str] | None, typer.Option(help="Proxies of the mean-rank vote (default: all given).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample, the batch, the init and the proxies.")] = 42,
     size: Annotated[list[str] | None, typer.Option(help="Network size KEY=INT for space.build, e.g. C=16.")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
 ) -> None:
     """Spearman / Kendall of each proxy (and of their mean-rank vote) against a benchmark table.
+
+    Example: nasmeta proxies correlate --space nb201 --dataset cifar10 --sample 50 --size C=4 --size N=1
 
     "pairs ok" is the fraction of pairs ordered correctly; "published" the published NB201 Spearman (all cells).
     """
@@ -180,11 +198,19 @@ def correlate_command(
     except (ValueError, DataNotFoundError) as err:
         fail(str(err))
     batch, _ = load_batch(task or dataset, 128, seed)
+    from flows.common import tracked_command
+
+    tags = {"task": task or dataset, "space": space, "method": "proxies-correlate", "proxies": ",".join(names)}
+    params = {"sample": sample, "seed": seed, "vote": ",".join(voters), **parse_sizes(size)}
     try:
-        report = correlate_proxies(
-            search_space, archs, batch, names, truth, vote=voters, seed=seed, build_kwargs=parse_sizes(size)
-        )
-    except (ValueError, DataNotFoundError) as err:
+        with tracked_command("nasmeta-search", f"proxies/{space}/{dataset}", tags, params, not no_track) as run:
+            report = correlate_proxies(
+                search_space, archs, batch, names, truth, vote=voters, seed=seed, build_kwargs=parse_sizes(size)
+            )
+            if run is not None:
+                for name, corr in report.correlations.items():
+                    run.log_metrics({f"spearman/{name}": corr.spearman, f"kendall/{name}": corr.kendall})
+    except (ValueError, DataNotFoundError, RuntimeError) as err:
         fail(str(err))
     table = Table(title=f"{sample} {space} archs vs {dataset} accuracy (seed {seed})", title_justify="left")
     table.add_column("proxy", no_wrap=True)

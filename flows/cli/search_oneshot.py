@@ -12,6 +12,20 @@ from flows.cli._app import search_app
 from flows.cli._common import fail, parse_sizes
 
 
+def _log(run: Any, job: Any) -> None:
+    """The search's trace (per-epoch metrics), its result, and the plots / exported files written under ``--out``."""
+    if run is None:
+        return
+    from flows.common import log_search_result
+
+    for row in job.result.trace:
+        metrics = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "epoch"}
+        run.log_metrics(metrics, step=int(row.get("epoch") or 0))
+    log_search_result(run, job.result)
+    if job.looked_up is not None:
+        run.log_metrics({f"nb201_{job.looked_up[0]}_test_200ep": job.looked_up[1]})
+
+
 def _print_trace(trace: list[dict[str, Any]], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -56,12 +70,14 @@ def oneshot(
     out: Annotated[
         Path | None, typer.Option(help="Folder for arch.json, trace.json, plots and the exported model.")
     ] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
 ) -> None:
     """One-shot search on a task: prints the per-epoch trace, the found cell, its NB201 table accuracy where the
     table applies, and the retrained accuracy.
 
     Example: nasmeta search oneshot --task digits --method darts --epochs 5 --size C=4 --size N=1
     """
+    from flows.common import tracked_command
     from nasmeta.data.tasks import get_task
     from nasmeta.oneshot import strategy_names
     from nasmeta.oneshot.job import run_oneshot_job
@@ -80,22 +96,26 @@ def oneshot(
         spec = get_task(task)
         changes = {k: v for k, v in (("samples_per_class", samples_per_class), ("resolution", resolution)) if v}
         data = (spec.with_(**changes) if changes else spec).load()
-        job = run_oneshot_job(
-            method,
-            space,
-            spec,
-            data,
-            epochs,
-            batch_size=batch_size,
-            seed=seed,
-            supernet_size=parse_sizes(size),
-            retrain_epochs=retrain_epochs,
-            retrain_size=parse_sizes(retrain_size, "--retrain-size") or None,
-            device=device,
-            out=out,
-            **kwargs,
-        )
-    except ValueError as err:
+        tags = {"task": task, "space": space, "method": f"oneshot-{method}"}
+        params = {"epochs": epochs, "seed": seed, "batch_size": batch_size, **parse_sizes(size), **kwargs}
+        with tracked_command("nasmeta-search", f"oneshot/{task}/{space}/{method}", tags, params, not no_track) as run:
+            job = run_oneshot_job(
+                method,
+                space,
+                spec,
+                data,
+                epochs,
+                batch_size=batch_size,
+                seed=seed,
+                supernet_size=parse_sizes(size),
+                retrain_epochs=retrain_epochs,
+                retrain_size=parse_sizes(retrain_size, "--retrain-size") or None,
+                device=device,
+                out=out,
+                **kwargs,
+            )
+            _log(run, job)
+    except (ValueError, RuntimeError) as err:
         fail(str(err))
     result = job.result
     label = f"{method}{'-2nd' if method == 'darts' and order == 2 else ''}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,11 +33,12 @@ def zeroshot(
     seed: Annotated[int, typer.Option(help="Seed of the sample, the batch, the init and the proxies.")] = 42,
     size: Annotated[list[str] | None, typer.Option(help="Network size KEY=INT for space.build, e.g. C=16.")] = None,
     show: Annotated[int, typer.Option(min=1, help="Rows of the ranking to print.")] = 10,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
 ) -> None:
-    """Zero-shot search: sample, filter by constraints, rank by the proxies' mean rank, evaluate the top k."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    """Zero-shot search: sample, filter by constraints, rank by the proxies' mean rank, evaluate the top k.
+
+    Example: nasmeta search zeroshot --task digits --sample 20 --size C=4 --size N=1 --no-track
+    """
 
     from nasmeta.config import DataNotFoundError
     from nasmeta.data.benchmarks import BENCHMARK_SPACES, TabularEvaluator
@@ -56,20 +57,38 @@ def zeroshot(
             if table_dataset is not None:
                 fail(str(err))
     batch, _ = load_batch(task, 128, seed)
+    from flows.common import log_search_result, tracked_command
+
+    tags = {"task": task, "space": space, "method": "zeroshot", "proxies": ",".join(names)}
+    params = {"sample": sample, "seed": seed, "top_k": top_k, **parse_sizes(size)}
     try:
-        result = zero_shot_search(
-            space,
-            batch,
-            names,
-            n_samples=sample,
-            seed=seed,
-            build_kwargs=parse_sizes(size),
-            constraints=constraints,
-            top_k_evaluator=evaluator,
-            top_k=top_k,
-        )
-    except (ValueError, TypeError) as err:
+        with tracked_command("nasmeta-search", f"zeroshot/{task}/{space}", tags, params, not no_track) as run:
+            result = zero_shot_search(
+                space,
+                batch,
+                names,
+                n_samples=sample,
+                seed=seed,
+                build_kwargs=parse_sizes(size),
+                constraints=constraints,
+                top_k_evaluator=evaluator,
+                top_k=top_k,
+            )
+            log_search_result(run, result)
+            if run is not None:
+                from nasmeta import tracking
+
+                tracking.log_table("ranking", result.extra["ranking"], run=run)
+    except (ValueError, TypeError, RuntimeError) as err:
         fail(str(err))
+    _print(result, space, task, sample, show, top_k, evaluator)
+
+
+def _print(result: Any, space: str, task: str, sample: int, show: int, top_k: int, evaluator: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     used = result.extra["proxies_used"]
     table = Table(title=f"zero-shot search on {space} / {task}: vote of {', '.join(used)}", title_justify="left")
     table.add_column("rank")
