@@ -46,6 +46,28 @@ app = typer.Typer(
     cls=OneLineErrors,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        import torch
+
+        typer.echo(f"nasmeta {version('nasmeta')} (torch {torch.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Efficient neural architecture search that learns from its past.
+
+    Start with `nasmeta pipeline --budget micro` (seconds) or `nasmeta pipeline` (the main job, minutes).
+    """
+
+
 space_app = typer.Typer(help="Search spaces: info, sampling, parameter counts.", no_args_is_help=True)
 bench_app = typer.Typer(help="Searches on tabular benchmarks (NAS-Bench-201, NAS-Bench-Macro).", no_args_is_help=True)
 tasks_app = typer.Typer(help="Tasks (datasets): list and describe.", no_args_is_help=True)
