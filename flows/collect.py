@@ -400,6 +400,11 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
         logger.warning(
             "collect: %d of %d runs failed: %s", summary["failed"], summary["trained"], summary["failures"][:5]
         )
+    if summary["trained"] and summary["failed"] == summary["trained"]:
+        # nothing was learned: the flow run must not end Completed (each run is stored as failed with its reason)
+        raise RuntimeError(
+            f"every one of the {summary['trained']} training runs failed; first: {summary['failures'][0]['error']}"
+        )
     return summary
 
 

@@ -75,9 +75,9 @@ def pipeline(
     logger.info("collected: %s", {k: collected[k] for k in ("planned", "skipped", "completed", "failed")})
 
     target_id = resolve_task_spec(target, budget_obj.samples_per_class).task_id
-    from nasmeta.transfer.registry import component_class, component_names
+    from nasmeta.search.registry import components_needed
 
-    usable = [n for n in component_names() if component_class(n).spaces is None or space in component_class(n).spaces]
+    usable = components_needed(methods)  # only what the chosen methods use (each supports the space it runs on)
     params = {n: p for n, p in budget_obj.transfer.items() if n in usable}
     with stage("transfer", total=len(usable), unit="components") as shown:
         fitted = train_transfer(usable, params=params, holdout=target_id, store=store, track=track)

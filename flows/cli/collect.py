@@ -124,7 +124,11 @@ def collect_command(
         raise
     except (ValueError, ValidationError, OSError, RuntimeError) as error:
         fail(str(error))
-    summary = collect(params, task_runner=task_runner, max_workers=workers, address=address)  # type: ignore[arg-type]
+    try:
+        summary = collect(params, task_runner=task_runner, max_workers=workers, address=address)  # type: ignore[arg-type]
+    except RuntimeError as error:
+        typer.echo(f"error: {' '.join(str(error).split())[:400]}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=2, default=str))
     if summary["failures"]:
         typer.echo(f"{len(summary['failures'])} run(s) failed:", err=True)

@@ -118,14 +118,23 @@ def score_command(
         fail(str(err))
     batch, data = load_batch(task, batch_size, seed)
     from flows.common import tracked_command
+    from flows.progress import stage
+    from nasmeta.reporting import CallbackReporter
 
     tags = {"task": task, "space": space, "method": "proxies-score", "proxies": ",".join(names)}
     params = {"n_archs": len(candidates), "seed": seed, **parse_sizes(size)}
     try:
         with tracked_command("nasmeta-search", f"proxies/{space}/{task}", tags, params, not no_track) as run:
-            scored = score_architectures(
-                search_space, candidates, batch, names, seed=seed, build_kwargs=parse_sizes(size)
-            )
+            with stage("proxies score", total=len(candidates), unit="architectures scored") as shown:
+                scored = score_architectures(
+                    search_space,
+                    candidates,
+                    batch,
+                    names,
+                    seed=seed,
+                    build_kwargs=parse_sizes(size),
+                    reporter=CallbackReporter(lambda step, metrics: shown.advance()),
+                )
             # composites (te_nas) come with their parts
             rows = [
                 {"arch": str(s.arch), "proxy": p, "score": v, "seconds": s.seconds[p]}
@@ -199,14 +208,25 @@ def correlate_command(
         fail(str(err))
     batch, _ = load_batch(task or dataset, 128, seed)
     from flows.common import tracked_command
+    from flows.progress import stage
+    from nasmeta.reporting import CallbackReporter
 
     tags = {"task": task or dataset, "space": space, "method": "proxies-correlate", "proxies": ",".join(names)}
     params = {"sample": sample, "seed": seed, "vote": ",".join(voters), **parse_sizes(size)}
     try:
         with tracked_command("nasmeta-search", f"proxies/{space}/{dataset}", tags, params, not no_track) as run:
-            report = correlate_proxies(
-                search_space, archs, batch, names, truth, vote=voters, seed=seed, build_kwargs=parse_sizes(size)
-            )
+            with stage("proxies correlate", total=len(archs), unit="architectures scored") as shown:
+                report = correlate_proxies(
+                    search_space,
+                    archs,
+                    batch,
+                    names,
+                    truth,
+                    vote=voters,
+                    seed=seed,
+                    build_kwargs=parse_sizes(size),
+                    reporter=CallbackReporter(lambda step, metrics: shown.advance()),
+                )
             if run is not None:
                 for name, corr in report.correlations.items():
                     run.log_metrics({f"spearman/{name}": corr.spearman, f"kendall/{name}": corr.kendall})

@@ -41,6 +41,8 @@ class MethodInfo:
     default: bool = True
     description: str = ""
     order: int = 100
+    #: transfer components the method uses (``ctx.component(name)``), fitted by the pipeline beforehand
+    components: tuple[str, ...] = ()
 
     def supports(self, space: str) -> bool:
         return self.spaces is None or space in self.spaces
@@ -58,10 +60,11 @@ def search_method(
     schedulable: bool = False,
     default: bool = True,
     order: int = 100,
+    components: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., SearchResult]], Callable[..., SearchResult]]:
     """Register ``fn(ctx) -> SearchResult`` as search method ``name`` (see the module docstring); ``default``:
     part of ``nasmeta search target`` when no methods are named; ``order``: its place within its family in
-    tables (lower first)."""
+    tables (lower first); ``components``: the transfer components it uses."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
     if not name or "+" in name or "," in name or name != name.strip():
@@ -69,7 +72,8 @@ def search_method(
 
     def register(fn: Callable[..., SearchResult]) -> Callable[..., SearchResult]:
         doc = (fn.__doc__ or "").strip().splitlines()
-        _METHODS[name] = MethodInfo(name, family, fn, spaces, schedulable, default, doc[0] if doc else "", order)
+        description = doc[0] if doc else ""
+        _METHODS[name] = MethodInfo(name, family, fn, spaces, schedulable, default, description, order, components)
         return fn
 
     return register
@@ -157,3 +161,17 @@ def check_methods(names: list[str] | None, space: str) -> list[str]:
     if repeated:
         raise ValueError(f"search methods given twice: {', '.join(repeated)}")
     return chosen
+
+
+def components_needed(names: list[str]) -> list[str]:
+    """Transfer components the methods use, their own and those named as schedulers (``blackbox-rs+lcranknet``)."""
+    from nasmeta.transfer.registry import component_names
+
+    known = set(component_names())
+    needed: list[str] = []
+    for name in names:
+        spec = parse_method(name)
+        for component in (*spec.info.components, *([spec.scheduler] if spec.scheduler in known else [])):
+            if component not in needed:
+                needed.append(component)
+    return needed

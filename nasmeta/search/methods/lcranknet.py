@@ -9,7 +9,7 @@ from nasmeta.search.target import SearchContext
 from nasmeta.search_result import SearchResult
 
 
-@search_method("transfer-lcranknet", family="transfer", order=20)
+@search_method("transfer-lcranknet", family="transfer", order=20, components=("lcranknet",))
 def lcranknet_method(ctx: SearchContext) -> SearchResult:
     """Random search with LCRankNet's learning-curve ranking stopping runs that will not beat the best so far."""
     from nasmeta.blackbox import random_search

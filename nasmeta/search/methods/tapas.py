@@ -8,7 +8,14 @@ from nasmeta.search.target import SearchContext
 from nasmeta.search_result import SearchResult
 
 
-@search_method("transfer-tapas", family="transfer", spaces=("nb201", "macro"), schedulable=True, order=10)
+@search_method(
+    "transfer-tapas",
+    family="transfer",
+    spaces=("nb201", "macro"),
+    schedulable=True,
+    order=10,
+    components=("tapas",),
+)
 def tapas_method(ctx: SearchContext) -> SearchResult:
     """TAPAS: DCN-selected sources, TAP-predicted accuracy, the top predictions trained."""
     from nasmeta.transfer.tapas import tapas_search
