@@ -11,6 +11,7 @@ A method that raises is reported as failed with its reason; the flow fails only 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -489,8 +490,10 @@ def print_comparison(outcome: dict[str, Any]) -> None:
             fmt(r["params"], ",d"),
             r["arch"] if r["status"] == "completed" else (r["error"] or "")[:80],
         )
-    # a log file or pipe gets full rows rather than the 80-column default
-    console = Console(width=None if Console().is_terminal else 200)
+    # a log file or pipe gets full rows rather than the 80-column default; with the CLI's --json the JSON result
+    # owns stdout and the table goes to stderr
+    to_stderr = os.environ.get("NASMETA_TABLES") == "stderr"
+    console = Console(width=None if Console(stderr=to_stderr).is_terminal else 200, stderr=to_stderr)
     console.print(table)
     rt = outcome.get("retrained") or {}
     if rt:

@@ -31,20 +31,19 @@ def live_search(prefect_harness, fixture_store, tmp_path_factory):
     folder = tmp_path_factory.mktemp("search_mlflow")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     tracking.configure(uri)
-    out = folder / "outcome.json"
     args = ["search", "target", "--task", "digits-5to9", "--budget", "micro", "--methods", ",".join(LIVE)]
-    args += ["--set", "evaluations=5", "--set", "eval_epochs=4", "--store", fixture_store, "--json", str(out)]
+    args += ["--set", "evaluations=5", "--set", "eval_epochs=4", "--store", fixture_store, "--json"]
     result = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": uri})
-    yield result, uri, out
+    yield result, uri
     tracking.configure()
 
 
 def test_live_schedulers_run_on_real_training_and_mlflow_shows_stopped_and_promoted_trials(live_search):
     import json
 
-    result, uri, out = live_search
+    result, uri = live_search
     assert result.exit_code == 0, result.output
-    outcome = json.loads(out.read_text())
+    outcome = json.loads(result.stdout)  # --json: the outcome alone on stdout
     rows = {r["method"]: r for r in outcome["table"]}
     assert set(rows) == set(LIVE) and all(r["status"] == "completed" for r in rows.values()), rows
     # Hyperband with R = 4 epochs, eta = 3, 5 trials: bracket s=1 starts 3 for 1 epoch, promotes 1 to 4 epochs
@@ -146,13 +145,12 @@ def test_a_method_from_a_user_module_runs_through_search_target(prefect_harness,
     monkeypatch.setenv(registry.PLUGINS_VAR, "my_nas_method")
     monkeypatch.setattr(registry, "_loaded", False)
     try:
-        out = tmp_path / "outcome.json"
         args = ["search", "target", "--budget", "micro", "--methods", "custom-first-sample", "--no-track"]
-        result = CliRunner().invoke(app, [*args, "--store", str(tmp_path / "store"), "--json", str(out)])
+        result = CliRunner().invoke(app, [*args, "--store", str(tmp_path / "store"), "--json"])
         assert result.exit_code == 0, result.output
         import json
 
-        (row,) = json.loads(out.read_text())["table"]
+        (row,) = json.loads(result.stdout)["table"]
         assert row["method"] == "custom-first-sample" and row["status"] == "completed" and row["n_evaluations"] == 1
         # a module that cannot be imported is one clear error
         monkeypatch.setenv(registry.PLUGINS_VAR, "no_such_module_here")

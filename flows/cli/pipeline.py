@@ -48,10 +48,17 @@ def _preflight(store: str | None, track: bool) -> None:
         fail(str(error))
 
 
-def _write_json(path: str | None, summary: dict[str, Any]) -> None:
-    if path:
-        with open(path, "w") as handle:
-            json.dump(summary, handle, indent=2, default=str)
+def _json_mode(as_json: bool) -> None:
+    """With ``--json`` the JSON result owns stdout: tables and progress go to stderr."""
+    if as_json:
+        import os
+
+        os.environ["NASMETA_TABLES"] = "stderr"
+
+
+def _print_json(as_json: bool, result: dict[str, Any]) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
 
 
 @app.command("pipeline")
@@ -65,7 +72,7 @@ def pipeline_command(
     seed: int = typer.Option(0),
     store: str | None = typer.Option(None, help="Store root (default $NASMETA_HOME/store)."),
     no_track: bool = typer.Option(False, "--no-track", help="Do not log to MLflow."),
-    json_out: str | None = typer.Option(None, "--json", help="Also write the summary as JSON to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout (tables go to stderr)."),
 ) -> None:
     """The main job: collect -> fit transfer components -> search the target side by side -> retrain the winner.
 
@@ -79,6 +86,7 @@ def pipeline_command(
     method_list = _checked(space, methods, [target, *source_list])
     budget_obj = resolve_budget_options(budget, sets)
     _preflight(store, not no_track)
+    _json_mode(as_json)
     from flows.pipeline import pipeline  # Prefect is imported only once the input is known to be good
 
     try:
@@ -94,11 +102,11 @@ def pipeline_command(
         )
     except ValueError as error:
         fail(str(error))
-    _write_json(json_out, summary)
+    _print_json(as_json, summary)
     from nasmeta import config
 
-    typer.echo(f"store: {store or config.default_store_root()}   MLflow: {config.default_tracking_uri()}")
-    typer.echo("look at the runs with `nasmeta ui`")
+    typer.echo(f"store: {store or config.default_store_root()}   MLflow: {config.default_tracking_uri()}", err=as_json)
+    typer.echo("look at the runs with `nasmeta ui`", err=as_json)
 
 
 @search_app.command("target")
@@ -112,7 +120,7 @@ def search_target_command(
     store: str | None = typer.Option(None, help="Store root whose metadata the transfer methods learn from."),
     no_track: bool = typer.Option(False, "--no-track"),
     fresh: bool = typer.Option(False, "--fresh", help="Run every method again, even those already in the store."),
-    json_out: str | None = typer.Option(None, "--json", help="Also write the outcome as JSON to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON on stdout (tables go to stderr)."),
 ) -> None:
     """Zero-shot, one-shot, transfer-guided and black-box searches side by side on one task.
 
@@ -121,6 +129,7 @@ def search_target_command(
     method_list = _checked(space, methods, [task])
     budget_obj = resolve_budget_options(budget, sets)
     _preflight(store, not no_track)
+    _json_mode(as_json)
     from flows.search import search_target  # Prefect is imported only once the input is known to be good
 
     try:
@@ -136,7 +145,7 @@ def search_target_command(
         )
     except ValueError as error:
         fail(str(error))
-    _write_json(json_out, {k: v for k, v in outcome.items() if k != "rows"})
+    _print_json(as_json, {k: v for k, v in outcome.items() if k != "rows"})
 
 
 @search_app.command("methods")

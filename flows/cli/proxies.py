@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,14 +50,52 @@ def load_batch(task: str, batch_size: int, seed: int) -> Any:
 
 
 def check_proxies(names: list[str]) -> list[str]:
+    """Proxy names from comma-separated option values (``--proxy synflow,naswot``), each checked."""
     from nasmeta.zeroshot.registry import get_proxy
 
+    names = [part.strip() for item in names for part in item.split(",") if part.strip()]
+    if not names:
+        fail("no proxy given")
     for name in names:
         try:
             get_proxy(name)
         except ValueError as err:
             fail(str(err))
     return list(dict.fromkeys(names))
+
+
+def _previous_rows(out: Path | None, resume: bool) -> list[dict[str, Any]]:
+    if not resume:
+        return []
+    if out is None:
+        fail("--resume needs --out, the CSV of the interrupted run")
+    if not out.is_file():
+        return []
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{**r, "score": float(r["score"]), "seconds": float(r["seconds"] or "nan")} for r in rows]
+
+
+class _CsvStream:
+    """Appends each architecture's scores to the CSV as soon as they exist, so an interrupted run keeps them."""
+
+    def __init__(self, out: Path | None, previous: list[dict[str, Any]]) -> None:
+        self.out = out
+        if out is not None:
+            with open(out, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=["arch", "proxy", "score", "seconds"])
+                writer.writeheader()
+                writer.writerows(previous)
+
+    def __call__(self, metrics: dict[str, Any]) -> None:
+        if self.out is None:
+            return
+        skip = {"arch", "arch_id", "feasible"}
+        with open(self.out, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["arch", "proxy", "score", "seconds"])
+            for name, value in metrics.items():
+                if name not in skip and isinstance(value, int | float):
+                    writer.writerow({"arch": metrics["arch"], "proxy": name, "score": value, "seconds": ""})
 
 
 @proxies_app.command("list")
@@ -83,13 +122,16 @@ def list_command() -> None:
 def score_command(
     space: Annotated[str, typer.Option(help="Search space (nb201, darts, macro, ...).")] = "nb201",
     task: Annotated[str, typer.Option(help="Task giving the batch (e.g. cifar10, npz:PATH).")] = "digits",
-    proxy: Annotated[list[str], typer.Option(help="Proxy to compute (repeat for several).")] = ["synflow"],  # noqa: B006
+    proxy: Annotated[list[str], typer.Option(help="Comma-separated proxies to compute.")] = ["synflow"],  # noqa: B006
     archs: Annotated[Path | None, typer.Option(help="File with one architecture per line.")] = None,
     sample: Annotated[int | None, typer.Option(min=1, help="Score this many sampled architectures instead.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample, the batch, the init and the proxies.")] = 42,
     size: Annotated[list[str] | None, typer.Option(help="Network size KEY=INT for space.build, e.g. C=16.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows drawn for the batch (proxies use their own).")] = 128,
-    out: Annotated[Path | None, typer.Option(help="Write a CSV (arch, proxy, score, seconds) here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="CSV (arch, proxy, score, seconds), written row by row as scores come.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Keep the rows already in --out and score only the rest.")] = False,
     store: Annotated[str | None, typer.Option(help="Also append the scores to this metadata store root.")] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
 ) -> None:
@@ -97,8 +139,6 @@ def score_command(
 
     Example: nasmeta proxies score --task digits --proxy synflow --proxy naswot --sample 5 --size C=4 --size N=1
     """
-    import csv
-
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -116,6 +156,8 @@ def score_command(
         )
     except ValueError as err:
         fail(str(err))
+    previous = _previous_rows(out, resume)
+    candidates = [a for a in candidates if str(a) not in {r["arch"] for r in previous}]
     batch, data = load_batch(task, batch_size, seed)
     from flows.common import tracked_command
     from flows.progress import stage
@@ -125,6 +167,7 @@ def score_command(
     params = {"n_archs": len(candidates), "seed": seed, **parse_sizes(size)}
     try:
         with tracked_command("nasmeta-search", f"proxies/{space}/{task}", tags, params, not no_track) as run:
+            stream = _CsvStream(out, previous)
             with stage("proxies score", total=len(candidates), unit="architectures scored") as shown:
                 scored = score_architectures(
                     search_space,
@@ -133,10 +176,10 @@ def score_command(
                     names,
                     seed=seed,
                     build_kwargs=parse_sizes(size),
-                    reporter=CallbackReporter(lambda step, metrics: shown.advance()),
+                    reporter=CallbackReporter(lambda step, metrics: (stream(metrics), shown.advance())),
                 )
             # composites (te_nas) come with their parts
-            rows = [
+            rows = previous + [
                 {"arch": str(s.arch), "proxy": p, "score": v, "seconds": s.seconds[p]}
                 for s in scored
                 for p, v in s.scores.items()
@@ -177,8 +220,10 @@ def correlate_command(
     dataset: Annotated[str, typer.Option(help="Table dataset (nb201: cifar10, cifar100, imagenet16-120).")] = "cifar10",
     task: Annotated[str | None, typer.Option(help="Task giving the batch (default: the dataset's name).")] = None,
     sample: Annotated[int, typer.Option(min=3, help="Number of distinct sampled architectures.")] = 1000,
-    proxy: Annotated[list[str] | None, typer.Option(help="Proxy (repeat); default the cheap set.")] = None,
-    vote: Annotated[list[str] | None, typer.Option(help="Proxies of the mean-rank vote (default: all given).")] = None,
+    proxy: Annotated[list[str] | None, typer.Option(help="Comma-separated proxies; default the cheap set.")] = None,
+    vote: Annotated[
+        list[str] | None, typer.Option(help="Comma-separated proxies of the mean-rank vote (default: all given).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample, the batch, the init and the proxies.")] = 42,
     size: Annotated[list[str] | None, typer.Option(help="Network size KEY=INT for space.build, e.g. C=16.")] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,

@@ -42,6 +42,7 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 def list_searches(
     store: StoreOption = None,
     task: Annotated[str | None, typer.Option(help="Only searches of this task (name or id).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """One line per stored search: id, task, method, budget, accuracy, cost.
 
@@ -51,6 +52,11 @@ def list_searches(
     from rich.table import Table
 
     rows = [r for r in _rows(store) if task is None or task in (r["task"], r["task_id"])]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
     table = Table(title=f"{len(rows)} stored search(es)")
     for column in ("id", "task", "method", "budget", "val acc", "test acc", "cost s", "evals", "fold"):
         table.add_column(column)
