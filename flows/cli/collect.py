@@ -88,7 +88,10 @@ def collect_command(
     address: str | None = typer.Option(None, help="Address of an existing Dask scheduler."),
     no_track: bool = typer.Option(False, "--no-track", help="Do not log to MLflow."),
 ) -> None:
-    """Train sampled architectures on source tasks; store learning curves and landmarkers."""
+    """Train sampled architectures on source tasks; store learning curves and landmarkers.
+
+    Example: nasmeta collect --tasks digits,digits-0to4 --archs 8 --epochs 3 --size C=8 --size N=1
+    """
     from pydantic import ValidationError
 
     from flows.collect import CollectParams, collect

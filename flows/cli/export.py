@@ -47,7 +47,10 @@ def export(
     torchscript: Annotated[bool, typer.Option(help="Also write TorchScript (where it traces).")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights when --weights is not given.")] = 0,
 ) -> None:
-    """Build the architecture, load trained weights if given, and write the export files."""
+    """Build the architecture, load trained weights if given, and write the export files.
+
+    Example: nasmeta export arch.json --out model.pt --size C=8 --size N=1
+    """
     import torch
 
     from nasmeta.oneshot.export import FORMAT, export_model

@@ -356,7 +356,10 @@ def lodo(
         ),
     ] = None,
 ) -> None:
-    """Leave-one-dataset-out evaluation: fit on all tasks but one, evaluate on it, for every task."""
+    """Leave-one-dataset-out evaluation: fit on all tasks but one, evaluate on it, for every task.
+
+    Example: nasmeta lodo --methods lcranknet,hyperband,sh,median,none --store ./collection/store
+    """
     names = _split(methods)
     if not names:
         fail("--methods is empty")

@@ -152,7 +152,10 @@ def search_target_command(
 def search_methods_command(
     space: str | None = typer.Option(None, help="Only the methods that support this space."),
 ) -> None:
-    """The registered search methods: name, family, spaces, whether they take a scheduler, default or not."""
+    """The registered search methods: name, family, spaces, whether they take a scheduler, default or not.
+
+    Example: nasmeta search methods --space darts
+    """
     from rich.console import Console
     from rich.table import Table
 

@@ -100,7 +100,10 @@ class _CsvStream:
 
 @proxies_app.command("list")
 def list_command() -> None:
-    """Every registered proxy with its sign convention and what it needs."""
+    """Every registered proxy with its sign convention and what it needs.
+
+    Example: nasmeta proxies list
+    """
     from rich.console import Console
     from rich.table import Table
 

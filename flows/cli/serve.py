@@ -29,7 +29,10 @@ def serve(
 
     Runs execute as subprocesses of this command until it is stopped (Ctrl-C).  Start them with
     `prefect deployment run 'pipeline/cpu'`, or see them in the Prefect UI when PREFECT_API_URL points at a
-    `prefect server`."""
+    `prefect server`.
+
+    Example: nasmeta serve --list
+    """
     from rich.console import Console
     from rich.table import Table
 

@@ -37,7 +37,10 @@ def info(
         bool, typer.Option("--unique/--no-unique", help="Count distinct arch_ids by enumeration (finite spaces).")
     ] = True,
 ) -> None:
-    """Size, number of distinct architectures, ops (and per-edge ops for the DARTS variants)."""
+    """Size, number of distinct architectures, ops (and per-edge ops for the DARTS variants).
+
+    Example: nasmeta space info nb201
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -94,7 +97,10 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="How many architectures.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
 ) -> None:
-    """Draw architectures uniformly; print their strings and ids."""
+    """Draw architectures uniformly; print their strings and ids.
+
+    Example: nasmeta space sample darts -n 3 --seed 1
+    """
     import numpy as np
     from rich.console import Console
     from rich.markup import escape
@@ -119,7 +125,10 @@ def params(
     classes: Annotated[int, typer.Option("--classes", min=1, help="Number of classes.")] = 10,
     input_shape: Annotated[str, typer.Option("--input", help="Input shape C,H,W.")] = "3,32,32",
 ) -> None:
-    """Parameters and forward FLOPs of the published-size network of ARCH (built without weights)."""
+    """Parameters and forward FLOPs of the published-size network of ARCH (built without weights).
+
+    Example: nasmeta space params macro 02012100
+    """
     import torch
     from rich.console import Console
     from rich.markup import escape

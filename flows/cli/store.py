@@ -30,7 +30,10 @@ def summary(
     store: StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Rows per table, tasks, and completed / failed / stopped runs."""
+    """Rows per table, tasks, and completed / failed / stopped runs.
+
+    Example: nasmeta store summary --store ./collection/store
+    """
     info = open_store(store).summary()
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -66,6 +69,8 @@ def import_(
     """Import NAS-Bench-201, NAS-Bench-Macro (from NASMETA_DATA_DIR) or a learning-curve file.
 
     Curve file columns: see `python -c "import metadata_store.external as e; help(e)"`.
+
+    Example: nasmeta store import nb201 --store ./store
     """
     from nasmeta.config import DataNotFoundError
 
@@ -88,7 +93,10 @@ def import_(
 
 @store_app.command("compact")
 def compact(store: StoreOption = None) -> None:
-    """Merge each table's small files into one de-duplicated file (safe while others read and write)."""
+    """Merge each table's small files into one de-duplicated file (safe while others read and write).
+
+    Example: nasmeta store compact --store ./collection/store
+    """
     target = open_store(store)
     report = target.compact()
     for name, info in report.items():
@@ -107,6 +115,8 @@ def check(
     """List data files that are not readable Parquet (truncated, junk); --repair quarantines them.
 
     Exits 1 when unreadable files remain (found without --repair), 0 otherwise.
+
+    Example: nasmeta store check --repair
     """
     target = open_store(store)
     report = target.check(repair=repair)

@@ -14,7 +14,10 @@ def list_command(
     available: bool = typer.Option(False, "--available", help="Only tasks whose data is present."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Registered tasks: source, classes, resolution, channels, corruption and whether the data is present."""
+    """Registered tasks: source, classes, resolution, channels, corruption and whether the data is present.
+
+    Example: nasmeta tasks list --available
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -50,7 +53,10 @@ def describe_command(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of DCN seeds (0, 1, ...)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """A task's spec, sizes and landmarkers (meta-features, linear-probe accuracy, DCN)."""
+    """A task's spec, sizes and landmarkers (meta-features, linear-probe accuracy, DCN).
+
+    Example: nasmeta tasks describe digits-5to9
+    """
     from rich.console import Console
     from rich.table import Table
 

@@ -76,7 +76,10 @@ def ui(
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
 ) -> None:
-    """Start the MLflow UI on the embedded tracking store and print its URL (Ctrl-C stops it)."""
+    """Start the MLflow UI on the embedded tracking store and print its URL (Ctrl-C stops it).
+
+    Example: nasmeta ui --port 5000
+    """
     from nasmeta import config
 
     tracking_uri = config.default_tracking_uri()
