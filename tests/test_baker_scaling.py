@@ -9,6 +9,7 @@ from nasmeta.blackbox import baker as baker_module
 from nasmeta.blackbox.baker import BakerStopper, _subsample
 from nasmeta.evaluation.runs import runs_from_meta
 from nasmeta.evaluation.synthetic import synthetic_meta
+from nasmeta.search.context import stop_context
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_retune_every_and_max_runs_cut_the_grid_searches(runs, monkeypatch: pyte
     assert len(fits) == 2 and set(fits) == {30}  # tau = 3 and 7 only, on 30 runs
     assert sorted(fast.models) == sorted(exact.models) == list(range(3, 9))
     r = runs[0]
-    predicted = fast.predict_final(r.curve[:5], {"max_epochs": 9, "arch": r.arch})
+    predicted = fast.predict_final(r.curve[:5], stop_context(epoch=5, max_epochs=9, arch=r.arch))
     assert abs(predicted - r.final_val_acc) < 15.0
     with pytest.raises(ValueError, match="max_runs"):
         BakerStopper(max_runs=2)

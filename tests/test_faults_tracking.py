@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from nasmeta import tracking
+from nasmeta.search.context import stop_context
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,7 @@ def test_processes_creating_a_fresh_database_at_once_all_succeed(tmp_path: Path)
 import time
 from pathlib import Path
 from nasmeta import tracking
+from nasmeta.search.context import stop_context
 tracking.configure({uri!r}, artifact_root={str(tmp_path / "art")!r})
 import mlflow.store.tracking.sqlalchemy_store  # the slow imports, before the barrier
 Path({str(tmp_path)!r}, f"ready-{{__import__('os').getpid()}}").touch()
@@ -83,6 +85,7 @@ def test_a_half_migrated_database_is_repaired(tmp_path: Path) -> None:
     proc = _python(
         f"""
 from nasmeta import tracking
+from nasmeta.search.context import stop_context
 tracking.configure({uri!r}, artifact_root={str(tmp_path / "art")!r})
 with tracking.parent_run("after-repair") as run:
     run.set_tags({{"k": "v"}})
@@ -140,6 +143,7 @@ def test_a_live_server_and_a_writable_database_pass(tmp_path: Path) -> None:
 _HOLD = """
 import sys, time
 from nasmeta import tracking
+from nasmeta.search.context import stop_context
 tracking.configure({uri!r}, artifact_root={art!r})
 with tracking.parent_run("interrupted") as parent:
     with tracking.child_run(parent) as child:
@@ -245,7 +249,7 @@ def test_baker_saves_without_pickle_and_predicts_the_same(tmp_path: Path, monkey
     monkeypatch.setattr(pickle, "loads", no_pickle)
     loaded = BakerStopper.load(folder)
     for r in runs[:6]:
-        context = {"max_epochs": 6, "arch": r.arch}
+        context = stop_context(epoch=1, max_epochs=6, arch=r.arch)
         for tau in (3, 4, 5):
             assert loaded.predictive(r.curve[:tau], context) == baker.predictive(r.curve[:tau], context)
     # the stored arrays reproduce scikit-learn's NuSVR pipeline
