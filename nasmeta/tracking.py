@@ -603,18 +603,34 @@ def log_model(component: Any, name: str, run: TrackedRun | None = None, params: 
             f"{class_path} is not a registered component (load_model could not rebuild it); "
             "call nasmeta.tracking.register_component on the class"
         )
+    def fill(folder: str) -> None:
+        component.save(folder)
+        Path(folder, _COMPONENT_FILE).write_text(json.dumps({"class": class_path, "name": name}))
+
+    tags = {"nasmeta.component": class_path}
+    return _logged_model(run, name, "nasmeta-component", tags, params or {}, fill)
+
+
+def _logged_model(
+    run: TrackedRun,
+    name: str,
+    model_type: str,
+    tags: Mapping[str, Any],
+    params: Mapping[str, Any],
+    fill: Any,
+) -> str:
+    """An MLflow logged model of ``run`` whose artefacts ``fill(folder)`` writes; FAILED if that raises."""
     model = run.client.create_logged_model(
         run.experiment_id,
         name=name,
         source_run_id=run.run_id,
-        tags={"nasmeta.component": class_path},
-        params={k: _clip(_text(v), _MAX_PARAM) for k, v in (params or {}).items()},
-        model_type="nasmeta-component",
+        tags={k: _clip(_text(v), _MAX_TAG) for k, v in tags.items()},
+        params={k: _clip(_text(v), _MAX_PARAM) for k, v in params.items()},
+        model_type=model_type,
     )
     try:
         with tempfile.TemporaryDirectory() as folder:
-            component.save(folder)
-            Path(folder, _COMPONENT_FILE).write_text(json.dumps({"class": class_path, "name": name}))
+            fill(folder)
             run.client.log_model_artifacts(model.model_id, folder)
     except BaseException:
         run.client.finalize_logged_model(model.model_id, "FAILED")
@@ -628,24 +644,11 @@ def log_exported_model(
 ) -> str:
     """Log an exported network (state dict, architecture JSON, ``torch.export`` program, ...) as an MLflow logged
     model of ``run`` and return its id; the files are its artefacts, loadable with torch alone."""
-    run = _resolve(run)
-    model = run.client.create_logged_model(
-        run.experiment_id,
-        name=name,
-        source_run_id=run.run_id,
-        tags={k: _clip(_text(v), _MAX_TAG) for k, v in (tags or {}).items()},
-        model_type="nasmeta-export",
-    )
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            for path in paths:
-                shutil.copy2(path, Path(folder) / Path(path).name)
-            run.client.log_model_artifacts(model.model_id, folder)
-    except BaseException:
-        run.client.finalize_logged_model(model.model_id, "FAILED")
-        raise
-    run.client.finalize_logged_model(model.model_id, "READY")
-    return model.model_id
+    def fill(folder: str) -> None:
+        for path in paths:
+            shutil.copy2(path, Path(folder) / Path(path).name)
+
+    return _logged_model(_resolve(run), name, "nasmeta-export", tags or {}, {}, fill)
 
 
 def load_model(model_id: str) -> Any:

@@ -17,7 +17,6 @@ CSV's ``error`` column) and the others go on.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._app import app
-from flows.cli._common import fail
+from flows.cli._common import fail, json_value
 from flows.cli.store import StoreOption
 
 REPLAY_DEFAULT = "lcranknet,hyperband,sh,median,domhan,baker,none"
@@ -38,13 +37,6 @@ def _split(text: str | None) -> list[str] | None:
         return None
     items = [part.strip() for part in text.split(",") if part.strip()]
     return items
-
-
-def _value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parse_params(items: list[str] | None, scoped: bool) -> dict[str, Any]:
@@ -60,9 +52,9 @@ def parse_params(items: list[str] | None, scoped: bool) -> dict[str, Any]:
         if scoped and not dot:
             raise ValueError(f"--param {item!r} must name its method: METHOD.KEY=VALUE (e.g. lcranknet.delta=0.3)")
         if dot:
-            out.setdefault(group, {})[name] = _value(raw)
+            out.setdefault(group, {})[name] = json_value(raw)
         else:
-            out[key] = _value(raw)
+            out[key] = json_value(raw)
     return out
 
 

@@ -15,9 +15,6 @@ in).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -95,23 +92,16 @@ def _baker(train: Any = None, **params: Any) -> Any:
 
 
 def _transfer_factory(name: str) -> MethodFactory | None:
-    module_name = f"nasmeta.transfer.{name}"
-    if not name.isidentifier() or importlib.util.find_spec(module_name) is None:
-        return None
+    """A factory for transfer component ``name`` when it has the stopper role (``nasmeta.transfer.registry``)."""
     from nasmeta.transfer.base import Stopper
+    from nasmeta.transfer.registry import component_class
 
-    module = importlib.import_module(module_name)
-    classes = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, Stopper)
-        and not inspect.isabstract(obj)
-        and getattr(obj, "name", None) == name
-    ]
-    if len(classes) != 1:
+    try:
+        cls = component_class(name)
+    except ValueError:
         return None
-    cls = classes[0]
+    if not issubclass(cls, Stopper):
+        return None
 
     def factory(train: Any = None, **params: Any) -> Any:
         if train is None:

@@ -318,21 +318,17 @@ class ASHAScheduler(Scheduler):
             top = sorted(reached, key=lambda t: (-t.value_at(self._epochs[k]), t.trial_id))[: len(reached) // self.eta]
             for rank, t in enumerate(top):
                 if t in members and t.trial_id not in self._promoted[k]:
-                    self._promoted[k].add(t.trial_id)
-                    t.rung, t.promotions = k + 1, t.promotions + 1
-                    self.log.append(
-                        {
-                            "trial": t.trial_id,
-                            "from_epochs": self._epochs[k],
-                            "to_epochs": self._epochs[k + 1],
-                            "rank": rank,
-                            "rung_size": len(reached),
-                        }
-                    )
-                    return ResumeTrial(t.trial_id)
+                    return self._promote(t, k, rank, len(reached))
         if len(trials) < self.n_trials:
             return StartTrial()
         return self._finish(trials)
+
+    def _promote(self, trial: Trial, k: int, rank: int, rung_size: int, finishing: bool = False) -> ResumeTrial:
+        self._promoted[k].add(trial.trial_id)
+        trial.rung, trial.promotions = k + 1, trial.promotions + 1
+        entry = {"trial": trial.trial_id, "from_epochs": self._epochs[k], "to_epochs": self._epochs[k + 1]}
+        self.log.append({**entry, "rank": rank, "rung_size": rung_size, **({"finishing": True} if finishing else {})})
+        return ResumeTrial(trial.trial_id)
 
     def _finish(self, trials: list[Trial]) -> Suggestion:
         """The trial budget is spent and no promotion is due: if no trial has completed, promote the best paused
@@ -343,19 +339,7 @@ class ASHAScheduler(Scheduler):
             paused = [t for t in trials if t.status == "paused" and t.rung == k]
             if paused:
                 best = min(paused, key=lambda t: (-t.value_at(self._epochs[k]), t.trial_id))
-                self._promoted[k].add(best.trial_id)
-                best.rung, best.promotions = k + 1, best.promotions + 1
-                self.log.append(
-                    {
-                        "trial": best.trial_id,
-                        "from_epochs": self._epochs[k],
-                        "to_epochs": self._epochs[k + 1],
-                        "rank": 0,
-                        "rung_size": len(self._rungs[k]),
-                        "finishing": True,
-                    }
-                )
-                return ResumeTrial(best.trial_id)
+                return self._promote(best, k, 0, len(self._rungs[k]), finishing=True)
         return None
 
     def milestone(self, trial: Trial) -> int:
