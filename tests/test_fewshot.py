@@ -264,3 +264,24 @@ def test_fewshot_cli(data_dir: Path) -> None:
     assert "maml omniglot 3-way 1-shot" in ok.output and "over 4 meta-test episodes" in ok.output
     bad = runner.invoke(app, ["fewshot", "--ways", "1"])
     assert bad.exit_code == 2 and "ways" in bad.output
+
+
+def test_tnas_logged_to_mlflow_and_reloaded(tmp_path: Path) -> None:
+    from nasmeta import tracking
+
+    tnas = TNAS(_tiny_config(), seed=2).fit(prototype_pool(12, 6, seed=3))
+    ep = EpisodeSampler(prototype_pool(12, 6, seed=4), 3, 1, 2, seed=0).episode(0)
+    with tracking.parent_run("fewshot-test") as run:
+        model_id = tracking.log_model(tnas, name="tnas-tiny", run=run)
+    loaded = tracking.load_model(model_id)
+    assert isinstance(loaded, TNAS) and loaded.adapt(ep) == tnas.adapt(ep)
+
+
+def test_tnas_second_order_meta_update_differs_from_first_order() -> None:
+    pool = prototype_pool(12, 6, seed=3)
+    first = TNAS(_tiny_config(iterations=1), seed=0).fit(pool)
+    second = TNAS(_tiny_config(iterations=1, first_order=False), seed=0).fit(pool)
+    start = TNAS(_tiny_config(iterations=1), seed=0)
+    a1, a2, a0 = (m.supernet.alpha_cell.detach() for m in (first, second, start))
+    assert not torch.equal(a1, a0) and not torch.equal(a2, a0)
+    assert not torch.allclose(a1, a2)

@@ -35,6 +35,9 @@ def fewshot(
     save: Annotated[Path | None, typer.Option(help="T-NAS: save the meta-architecture here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON.")] = None,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Log the run (and T-NAS model) to MLflow.")
+    ] = False,
 ) -> None:
     """Few-shot accuracy (mean +- 95 % interval) on the meta-test classes."""
     import torch
@@ -89,6 +92,28 @@ def fewshot(
             f"  T-NAS++ cell of episode {r['episode']} {r['cell']}: {100 * r['task_acc']:.2f} % on its task "
             f"(T-NAS {100 * r['tnas_task_acc']:.2f} %), {100 * m:.2f} +- {100 * h:.2f} % over all episodes"
         )
+    if mlflow:
+        _log_mlflow(setting, result, save)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=1, default=str))
+
+
+def _log_mlflow(setting, result: dict, save: Path | None) -> None:
+    """One run in experiment ``fewshot``: the setting as params, accuracies and timings as metrics, the full result
+    as ``fewshot.json``; a saved T-NAS meta-architecture as a logged model."""
+    from nasmeta import tracking
+
+    name = f"{setting.method}-{setting.data}-{setting.ways}w{setting.shots}s"
+    with tracking.parent_run("fewshot", run_name=name, params=setting.model_dump()) as run:
+        metrics = {k: result[k] for k in ("acc", "ci95", "seconds_per_task", "total_seconds") if k in result}
+        if "meta_train_seconds" in result:
+            metrics["meta_train_seconds"] = result["meta_train_seconds"]
+        if "supernet_acc" in result:
+            metrics["supernet_acc"], metrics["supernet_ci95"] = result["supernet_acc"]
+        run.log_metrics(metrics)
+        run.log_dict(json.loads(json.dumps(result, default=str)), "fewshot.json")
+        if setting.method == "tnas" and save is not None:
+            from nasmeta.transfer.tnas import TNAS
+
+            tracking.log_model(TNAS.load(save), name=name, run=run, params={"ways": setting.ways})
