@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from nasmeta.fewshot.episodes import ClassPool, EpisodeSampler, load_pools
 from nasmeta.fewshot.maml import MAMLConfig, MetaLearner, clone_params, mean_ci95, meta_gradient, query_loss
-from nasmeta.fewshot.nets import BatchStatNorm2d, ConvNet4, cell_network, composite_batch_norm
+from nasmeta.fewshot.nets import ConvNet4, cell_network
 from nasmeta.search_result import SearchResult
 from nasmeta.spaces import get_space
 from nasmeta.transfer.base import MetaArchitecture
@@ -287,16 +287,3 @@ def test_tnas_second_order_meta_update_differs_from_first_order() -> None:
     a1, a2, a0 = (m.supernet.alpha_cell.detach() for m in (first, second, start))
     assert not torch.equal(a1, a0) and not torch.equal(a2, a0)
     assert not torch.allclose(a1, a2)
-
-
-def test_composite_batch_norm_matches_torch_batch_norm() -> None:
-    torch.manual_seed(0)
-    ref = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3)).train()
-    with torch.no_grad():
-        ref[1].weight.uniform_(0.5, 1.5)
-        ref[1].bias.uniform_(-1, 1)
-    x = torch.randn(4, 1, 6, 6)
-    expected = ref(x)
-    new = composite_batch_norm(ref)
-    assert isinstance(new[1], BatchStatNorm2d)
-    assert torch.allclose(new(x), expected, atol=1e-5)

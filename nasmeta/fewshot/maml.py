@@ -79,8 +79,11 @@ def inner_loop(
     current = dict(params)
     for _ in range(steps):
         for names, lr in groups:
+            # fresh graph nodes for this group: the gradient then stops at them and is the partial derivative at
+            # the other groups' current values (in second order, alpha' depends on w through its own gradient)
+            tensors = [current[n].view_as(current[n]) for n in names]
+            current = {**current, **dict(zip(names, tensors, strict=True))}
             loss = F.cross_entropy(functional_call(model, current, (x,), kwargs), y)
-            tensors = [current[n] for n in names]
             grads = torch.autograd.grad(loss, tensors, create_graph=not first_order, allow_unused=True)
             updated = dict(current)
             for n, p, g in zip(names, tensors, grads, strict=True):

@@ -62,45 +62,6 @@ def no_running_stats(module: nn.Module) -> nn.Module:
     return module
 
 
-class BatchStatNorm2d(nn.Module):
-    """Batch-statistics BN written with elementary ops, so it can be differentiated to any order.
-
-    ``torch.batch_norm`` has no third derivative; second-order T-NAS needs one, because alpha' (a gradient) depends
-    on w and the w step then differentiates through it.  Parameter names (``weight``, ``bias``) match ``BatchNorm2d``.
-    """
-
-    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
-        super().__init__()
-        self.eps = eps
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
-        y = (x - mean) / torch.sqrt(var + self.eps)
-        if self.weight is not None:
-            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return y
-
-
-def composite_batch_norm(module: nn.Module) -> nn.Module:
-    """Replace every ``BatchNorm2d`` in ``module`` by :class:`BatchStatNorm2d` (same parameters); returns it."""
-    for parent in list(module.modules()):
-        for name, child in list(parent._modules.items()):
-            if isinstance(child, nn.BatchNorm2d):
-                new = BatchStatNorm2d(child.num_features, child.eps, child.affine)
-                if child.affine:
-                    new.weight.data.copy_(child.weight.data)
-                    new.bias.data.copy_(child.bias.data)
-                parent._modules[name] = new
-    return module
-
-
 def cell_network(
     arch: Architecture | str, num_classes: int, input_shape: tuple[int, int, int], C: int = 8, N: int = 1
 ) -> nn.Module:

@@ -12,8 +12,9 @@ scratch" is the same adaptation started from a freshly initialised supernet.
 Supernets: :class:`nasmeta.oneshot.supernet_nb201.NB201Supernet` and
 :class:`nasmeta.oneshot.supernet_darts.DartsSupernet` are reused as they are: their alphas are module parameters
 read through ``getattr`` in ``forward``, so ``torch.func.functional_call`` substitutes adapted alphas and weights
-alike.  Their BN layers are switched to batch statistics only (no running buffers), as in MAML; second order
-swaps them for an elementary-op BN (same parameters) because ``torch.batch_norm`` has no third derivative.
+alike.  Their BN layers are switched to batch statistics only (no running buffers), as in MAML.  Each inner
+update of a group differentiates with respect to fresh graph nodes of that group (see ``inner_loop``), so in
+second order the w step takes the partial derivative at the current alpha', not the total one through alpha'.
 
 Deviations from the paper: the supernets are small (NB201 cell: C=8, one cell per stage; DARTS cell: C=4, three
 cells) and the images small (sizes are the caller's, recorded in the config); the accuracy of the T-NAS step is
@@ -36,7 +37,7 @@ from torch.func import functional_call
 
 from nasmeta.fewshot.episodes import ClassPool, Episode, EpisodeSampler
 from nasmeta.fewshot.maml import Group, MAMLConfig, MetaLearner, Params, accuracy, clone_params, inner_loop
-from nasmeta.fewshot.nets import composite_batch_norm, no_running_stats
+from nasmeta.fewshot.nets import no_running_stats
 from nasmeta.oneshot.supernet import Supernet
 from nasmeta.search_result import SearchResult
 from nasmeta.spaces.base import Architecture, SearchSpace
@@ -76,8 +77,6 @@ def build_supernet(config: TNASConfig, seed: int = 0) -> Supernet:
         from nasmeta.oneshot.supernet_darts import DartsSupernet
 
         net = DartsSupernet(config.ways, config.input_shape, C=config.C, layers=config.cells)
-    if not config.first_order:
-        net = composite_batch_norm(net)  # type: ignore[assignment]
     return no_running_stats(net).train()  # type: ignore[return-value]
 
 
