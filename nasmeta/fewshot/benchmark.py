@@ -52,6 +52,12 @@ class FewShotSetting(BaseModel):
     seed: int = 0
 
 
+def _progress(log: Callable[[str], None], accs: list[float], total: int, every: int = 100) -> None:
+    if len(accs) % every == 0 and len(accs) < total:
+        mean, half = mean_ci95(accs)
+        log(f"  after {len(accs)} episodes: {100 * mean:.2f} +- {100 * half:.2f} %")
+
+
 def tnas_config(s: FewShotSetting, in_channels: int) -> Any:
     from nasmeta.transfer.tnas import TNASConfig
 
@@ -133,6 +139,7 @@ def run_setting(
             start = time.perf_counter()
             accs.append(learner.evaluate(ep))
             seconds.append(time.perf_counter() - start)
+            _progress(log, accs, s.episodes)
     else:
         from nasmeta.transfer.tnas import TNAS, darts_from_scratch
 
@@ -150,6 +157,7 @@ def run_setting(
             extra_accs.append(float(res.supernet_acc))  # type: ignore[arg-type]
             seconds.append(res.seconds)
             cells[str(res.arch)] += 1
+            _progress(log, accs, s.episodes)
             if i < max(2, retrain_cells):
                 decoded.append(str(res.arch))
         out["supernet_acc"] = mean_ci95(extra_accs)
