@@ -136,10 +136,10 @@ def meta_gradient(
 
 
 class MetaLearner:
-    """MAML on ``model``: meta-parameters live in the module; ``groups_fn(params)`` gives the inner-loop groups.
+    """MAML on ``model``: the meta-parameters are the module's parameters, updated in place by the outer Adam.
 
-    ``train_groups`` / ``test_steps`` allow T-NAS and MAML to share the loop: MAML has a single group of all
-    parameters at ``inner_lr``.
+    ``groups`` are the inner-loop groups (default: one group of all parameters at ``config.inner_lr``, i.e. MAML);
+    T-NAS passes two, alpha and w.  Adaptation at meta-test is always first order (no outer step follows it).
     """
 
     def __init__(self, model: nn.Module, config: MAMLConfig, groups: Sequence[Group] | None = None) -> None:
