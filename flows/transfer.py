@@ -75,7 +75,10 @@ def train_transfer(
     from nasmeta import config
 
     logger = get_run_logger()
-    names = components or sorted(component_factories())
+    # by default every component that learns from the store (T-NAS meta-trains on image episodes instead)
+    names = components or sorted(
+        n for n, c in component_factories().items() if "task_samples" not in c.data_requirements
+    )
     params = params or {}
     unknown = set(params) - set(names)
     if unknown:

@@ -178,3 +178,20 @@ def test_search_methods_run_leave_one_dataset_out_through_the_registry(fixture_s
         assert row["regret_test"] == pytest.approx(row["oracle_test_acc"] - row["best_test_acc"])
     with pytest.raises(ValueError, match="unknown search method"):
         search_lodo(meta, ["blackbox-rz"], tasks=[target])
+
+
+def test_tnas_runs_as_a_search_method_from_a_saved_meta_architecture(prefect_harness, tmp_path):
+    import json
+
+    from nasmeta.transfer.tnas import TNAS, TNASConfig
+
+    # the plumbing, not the meta-learning: an un-meta-trained model (iterations=0) of the target's shape
+    model = TNAS(TNASConfig(ways=5, shots=1, queries=2, input_shape=(1, 8, 8), C=4, iterations=0, test_steps=1))
+    folder = model.save(tmp_path / "tnas")
+    args = ["search", "target", "--budget", "micro", "--methods", "transfer-tnas", "--no-track", "--json"]
+    result = CliRunner().invoke(app, [*args, "--component", f"tnas={folder}", "--store", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["table"]
+    assert row["status"] == "completed" and row["n_evaluations"] == 1 and row["arch"].startswith("|")
+    missing = CliRunner().invoke(app, ["search", "target", "--methods", "transfer-tnas", "--no-track", "--json"])
+    assert missing.exit_code == 1 and "needs a meta-trained T-NAS model" in missing.output  # the run failed, why

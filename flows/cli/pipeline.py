@@ -36,6 +36,28 @@ def _checked(space: str, methods: str | None, tasks: list[str]) -> list[str] | N
         fail(str(error))
 
 
+def _failed(error: Exception) -> None:
+    """A run that failed (not bad input): one line, exit code 1; the reasons are in the store and MLflow."""
+    typer.echo(f"error: {' '.join(str(error).split())[:600]}", err=True)
+    raise typer.Exit(1)
+
+
+def _components(items: list[str] | None) -> dict[str, str]:
+    from pathlib import Path
+
+    from nasmeta.transfer.registry import component_names
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, folder = item.partition("=")
+        if not sep or name not in component_names():
+            fail(f"--component takes NAME=DIR with NAME one of {', '.join(component_names())}, got {item!r}")
+        if not Path(folder).is_dir():
+            fail(f"--component {name}: {folder!r} is not a folder")
+        out[name] = folder
+    return out
+
+
 def _preflight(store: str | None, track: bool) -> None:
     """The store is writable and the tracking server answers, before any flow starts (exit 2 otherwise)."""
     from flows.common import preflight
@@ -102,6 +124,8 @@ def pipeline_command(
         )
     except ValueError as error:
         fail(str(error))
+    except RuntimeError as error:
+        _failed(error)
     _print_json(as_json, summary)
     from nasmeta import config
 
@@ -120,6 +144,10 @@ def search_target_command(
     store: str | None = typer.Option(None, help="Store root whose metadata the transfer methods learn from."),
     no_track: bool = typer.Option(False, "--no-track"),
     fresh: bool = typer.Option(False, "--fresh", help="Run every method again, even those already in the store."),
+    component: Annotated[
+        list[str] | None,
+        typer.Option("--component", help="A saved transfer component NAME=DIR, repeated (e.g. tnas=./tnas-model)."),
+    ] = None,
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON on stdout (tables go to stderr)."),
 ) -> None:
     """Zero-shot, one-shot, transfer-guided and black-box searches side by side on one task.
@@ -142,9 +170,12 @@ def search_target_command(
             store=store,
             track=not no_track,
             resume=not fresh,
+            components=_components(component),
         )
     except ValueError as error:
         fail(str(error))
+    except RuntimeError as error:
+        _failed(error)
     _print_json(as_json, {k: v for k, v in outcome.items() if k != "rows"})
 
 
