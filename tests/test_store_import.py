@@ -129,10 +129,10 @@ def test_cli_bad_input(tmp_path: Path) -> None:
     a_file = tmp_path / "not_a_store"
     a_file.write_text("x")
     result = runner.invoke(app, ["store", "summary", "--store", str(a_file)])
-    assert result.exit_code == 1 and "not_a_store" in result.output
+    assert result.exit_code == 2 and "not_a_store" in result.output
     result = runner.invoke(app, ["store", "import", "nb2O1", "--store", str(tmp_path / "s")])
-    assert result.exit_code == 1 and "nb2O1" in result.output
+    assert result.exit_code == 2 and "nb2O1" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text("task_id,epoch,val_acc\nt,1,3\n")
     result = runner.invoke(app, ["store", "import", str(bad), "--store", str(tmp_path / "s")])
-    assert result.exit_code == 1 and "arch_id" in result.output
+    assert result.exit_code == 2 and "arch_id" in result.output
