@@ -29,6 +29,10 @@ STRATEGIES = {
     "darts-2nd": ("darts", {"order": 2}),
     "enas": ("enas", {}),
     "random": ("random", {}),
+    # arch updates from the first epoch, so the timed epochs include them (published warm-ups are 15 / 40 epochs)
+    "pcdarts": ("pcdarts", {"warmup_epochs": 0}),
+    "proxyless": ("proxyless", {"warmup_epochs": 0, "arch_every": 1}),
+    "gdas": ("gdas", {}),
 }
 BASELINE = "darts-1st"
 
@@ -39,6 +43,77 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _bare_worker(args: argparse.Namespace) -> None:
+    """``--loop-vs-bare``: one process runs either the library's DARTS loop or the bare loop, same data and size."""
+    import torch
+
+    from nasmeta.data.tasks import get_task
+
+    torch.set_num_threads(args.threads)
+    name = "cifar10" if os.environ.get("NASMETA_DATA_DIR") else "digits"
+    spec = get_task(name).with_(samples_per_class=args.samples_per_class, test_per_class=10)
+    if args.resolution:
+        spec = spec.with_(resolution=args.resolution)
+    task = spec.load()
+    size = {k: int(v) for k, v in (item.split("=") for item in args.size)}
+    base = _rss_mb()
+    if args.worker == "bare":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from _bare_darts import bare_darts_search
+
+        seconds = bare_darts_search(
+            task.x_train, task.y_train, task.num_classes, args.epochs, args.batch_size, size["C"], size["N"]
+        )
+    else:
+        from nasmeta.oneshot import oneshot_search
+
+        result = oneshot_search(
+            "darts", "nb201", task, args.epochs, args.batch_size, 0, supernet_size=size, device="cpu", order=1
+        )
+        seconds = [row["epoch_seconds"] for row in result.trace[1:]]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    images = (len(task.x_train) // 2) // args.batch_size * args.batch_size
+    print(json.dumps({"loop": args.worker, "seconds": seconds, "images": images, "base_mb": base, "peak_mb": peak}))
+
+
+def _loop_vs_bare(args: argparse.Namespace) -> None:
+    """Alternate library / bare processes ``--repeats`` times; report images/s of the last epoch and peak memory."""
+    import statistics
+
+    rows: dict[str, list[dict]] = {"library": [], "bare": []}
+    for _ in range(args.repeats):
+        for loop in ("bare", "library"):
+            cmd = [sys.executable, __file__, "--worker", loop, "--loop-vs-bare", "--epochs", str(args.epochs)]
+            cmd += ["--batch-size", str(args.batch_size), "--samples-per-class", str(args.samples_per_class)]
+            cmd += ["--resolution", str(args.resolution), "--threads", str(args.threads)]
+            for item in args.size:
+                cmd += ["--size", item]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{loop} failed:\n{done.stderr}")
+            rows[loop].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"measured {loop}: {rows[loop][-1]['seconds']}", file=sys.stderr, flush=True)
+    images = rows["bare"][0]["images"]
+    print(
+        f"DARTS 1st order, NB201 {' '.join(args.size)} at {args.resolution}px, batch {args.batch_size}, "
+        f"{images} + {images} images per epoch, {args.threads} threads, {args.repeats} alternating runs per loop; "
+        f"images/s of the last of {args.epochs} epochs (train images / epoch seconds incl. the validation pass); "
+        "memory = process peak RSS growth above the base"
+    )
+    print(f"{'loop':<9}{'images/s (median)':>19}{'runs':>40}{'search MB (median)':>20}")
+    summary = {}
+    for loop, runs in rows.items():
+        speeds = [r["images"] / r["seconds"][-1] for r in runs]
+        growth = [r["peak_mb"] - r["base_mb"] for r in runs]
+        summary[loop] = (statistics.median(speeds), statistics.median(growth))
+        listed = " ".join(f"{v:.1f}" for v in speeds)
+        print(f"{loop:<9}{summary[loop][0]:>19.1f}{listed:>40}{summary[loop][1]:>20.0f}")
+    print(
+        f"ratio library / bare: images/s {summary['library'][0] / summary['bare'][0]:.3f} (target >= 0.95), "
+        f"search memory {summary['library'][1] / summary['bare'][1]:.3f} (target <= 1)"
+    )
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -102,10 +177,18 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
-    parser.add_argument("--worker", choices=list(STRATEGIES), help=argparse.SUPPRESS)
+    parser.add_argument("--loop-vs-bare", action="store_true", help="the DARTS loop against a bare PyTorch loop")
+    parser.add_argument("--repeats", type=int, default=2, help="--loop-vs-bare: alternating runs per loop")
+    parser.add_argument("--worker", choices=[*STRATEGIES, "bare", "library"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.size is None:
         args.size = ["C=8", "N=1"] if args.space == "nb201" else ["C=8", "layers=5"]
+    if args.loop_vs_bare:
+        if args.worker:
+            _bare_worker(args)
+        else:
+            _loop_vs_bare(args)
+        return
     if args.worker:
         _worker(args)
         return

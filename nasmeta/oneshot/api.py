@@ -2,7 +2,8 @@
 ``retrain`` trains the found architecture from scratch with :func:`nasmeta.training.train`; ``with_retrain``
 puts the retraining outcome into the search result.
 
-Strategies: ``darts`` (first / second order, ``order=1|2``), ``enas``, ``random`` (random-sampling one-shot);
+Strategies: ``darts`` (first / second order, ``order=1|2``), ``enas``, ``random`` (random-sampling one-shot),
+``pcdarts`` (partial channels), ``proxyless`` (binary gates, latency loss), ``gdas`` (Gumbel, or ``variant="snas"``);
 spaces: ``nb201``, ``darts``, ``darts-s1`` .. ``darts-s4``.  Method settings are keyword arguments, validated
 by each strategy's pydantic config (unknown names raise ``ValueError``).
 """
@@ -28,7 +29,14 @@ from nasmeta.spaces import get_space
 from nasmeta.spaces.base import Architecture, SearchSpace
 
 #: method name -> module that registers it
-METHODS = {"darts": "nasmeta.oneshot.darts", "enas": "nasmeta.oneshot.enas", "random": "nasmeta.oneshot.random_oneshot"}
+METHODS = {
+    "darts": "nasmeta.oneshot.darts",
+    "enas": "nasmeta.oneshot.enas",
+    "random": "nasmeta.oneshot.random_oneshot",
+    "pcdarts": "nasmeta.oneshot.pcdarts",
+    "proxyless": "nasmeta.oneshot.proxyless",
+    "gdas": "nasmeta.oneshot.gdas",
+}
 SPACES = ("nb201", "darts", "darts-s1", "darts-s2", "darts-s3", "darts-s4")
 
 
