@@ -278,4 +278,3 @@ def gate_gradient(dl_dg: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """The paper's eq. 4: ``dL/dalpha_i = sum_j dL/dg_j * p_j * (delta_ij - p_i)`` (for tests and reading)."""
     eye = torch.eye(len(p), dtype=p.dtype, device=p.device)
     return (dl_dg[None, :] * p[None, :] * (eye - p[:, None])).sum(dim=1)
-

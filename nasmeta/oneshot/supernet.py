@@ -38,6 +38,7 @@ class Choices:
 
     per_cell: dict[str, tuple[Choice | None, ...]]
 
+
 SKIP = "skip_connect"
 
 
