@@ -7,6 +7,10 @@ step draws one batch of each half; the strategy may update its architecture on t
 strategy names (:meth:`Strategy.weight_path`: ``None`` mixes all ops as DARTS does, a path trains one sampled
 sub-network as ENAS and random one-shot do).  After each epoch the strategy may train itself further
 (:meth:`Strategy.end_epoch`: ENAS trains its controller there) and the loop records a trace row and reports it.
+Before each epoch :meth:`Strategy.begin_epoch` tells the strategy where the search is (GDAS' temperature,
+PC-DARTS' and ProxylessNAS' warm-up).  A weight path may also be :class:`~nasmeta.oneshot.supernet.Choices`,
+the strategy's own per-edge choices (sampled gates, partial channels).  The architecture parameters are frozen
+during the weight step, which then neither computes their gradients nor stores what only those need.
 
 Weight optimiser of the DARTS search (METHODS.md), shared by all strategies so that their costs and results
 compare on equal terms: SGD lr 0.025, cosine to 0.001 over the search, momentum 0.9, weight decay 3e-4,

@@ -16,7 +16,8 @@ Cai, Zhu & Han, "ProxylessNAS: Direct Neural Architecture Search on Target Task 
   over all candidates (the inactive ones run once each in the backward, without autograd).
 * Latency loss (``latency_target_ms`` = T): ``CE * a * (log E[LAT] / log T) ** b`` with ``a = 0.2``, ``b = 0.3``
   and ``E[LAT]`` the expected latency under ``p`` from a :class:`~nasmeta.oneshot.latency.LatencyTable` measured
-  on the supernet's device (CPU here; CUDA where present) at ``latency_batch`` images; milliseconds, so T > 1 ms.
+  on ``latency_device`` (default the supernet's: CPU here, CUDA where present) at ``latency_batch`` images, or
+  passed in as ``latency_table``; milliseconds, so T > 1 ms.
 
 Published search settings (the reference ``imagenet_arch_search.py``): arch Adam lr 1e-3, betas (0, 0.999), eps
 1e-8, no weight decay, an arch update every 5 weight steps, 40 warm-up epochs of weight training (before 120
@@ -66,6 +67,8 @@ class ProxylessConfig(BaseModel):
     latency_a: float = Field(0.2, gt=0)
     latency_b: float = Field(0.3, gt=0)
     latency_batch: int = Field(1, ge=1)
+    #: device whose latency the table measures (None: the supernet's device), e.g. "cuda" from a CPU search
+    latency_device: str | None = None
 
 
 class _GateGrad(torch.autograd.Function):
@@ -140,7 +143,7 @@ class ProxylessNas(Strategy):
         )
         self.table = latency_table
         if self.table is None and self.config.latency_target_ms is not None:
-            device = supernet.alphas()[supernet.cell_types[0]].device
+            device = self.config.latency_device or supernet.alphas()[supernet.cell_types[0]].device
             self.table = measure_latency_table(
                 supernet, data.num_classes, data.input_shape, device, self.config.latency_batch, seed=seed
             )
