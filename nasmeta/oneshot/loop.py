@@ -121,9 +121,9 @@ class EpochBatches(Sequence[Batch]):
         return self.x[index], self.y[index]
 
 
-def epoch_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> EpochBatches:
-    """One shuffled pass in full batches (:class:`EpochBatches`)."""
-    return EpochBatches(x, y, batch_size, generator)
+def epoch_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[Batch]:
+    """One shuffled pass in full batches, as a list (the loop itself gathers lazily with :class:`EpochBatches`)."""
+    return list(EpochBatches(x, y, batch_size, generator))
 
 
 def arch_gradients(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -306,8 +306,8 @@ def run_search(
         lr = scheduler.get_last_lr()[0]
         strategy.begin_epoch(epoch, epochs)
         supernet.train()
-        train_batches = epoch_batches(data.x_train, data.y_train, strategy.batch_size, generator)
-        val_batches = epoch_batches(data.x_val, data.y_val, strategy.batch_size, generator)
+        train_batches = EpochBatches(data.x_train, data.y_train, strategy.batch_size, generator)
+        val_batches = EpochBatches(data.x_val, data.y_val, strategy.batch_size, generator)
         # summed on the device: a per-step float() would wait for the GPU every step
         loss_sum = torch.zeros((), device=data.x_train.device)
         correct = torch.zeros((), dtype=torch.long, device=data.x_train.device)
