@@ -1,17 +1,29 @@
-"""Cost of each one-shot strategy on the same supernet, data and batch: seconds per epoch and peak memory.
+"""Cost of each one-shot strategy on the same supernet, data and batch: seconds per epoch and peak memory; and the
+library's DARTS loop against a bare PyTorch DARTS loop (``--loop-vs-bare``).
 
     NASMETA_DATA_DIR=../shared/data python benchmarks/oneshot_cost.py
     ... --space darts --size C=8 --size layers=5 --epochs 2         # the DARTS search network, reduced
     ... --device cuda --size C=16 --size N=5 --resolution 32        # NB201 at the benchmark size on a GPU
+    ... --size C=16 --size N=5 --resolution 32 --samples-per-class 32 --epochs 2 \
+        --strategies darts-1st pcdarts proxyless gdas               # the memory-frugal / sampled supernets
+    ... --loop-vs-bare --size C=16 --size N=5 --resolution 32 --samples-per-class 250 --threads 2 --epochs 1
 
 Strategies: DARTS first order (the baseline of the ratio columns), DARTS second order, ENAS (published controller
 settings: 30 controller steps x 10 samples after each epoch), random one-shot (SPOS/RSPS; its ``final s`` is the
-ranking of ``--candidates`` cells).  Each strategy runs in a fresh Python process, so that the process peak
-resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, CPU) or ``torch.cuda.max_memory_allocated``
-(GPU) belongs to it alone; ``base MB`` is the resident size just before the search starts (interpreter, torch,
-data), ``search MB`` the growth above it.  ``s/epoch`` is the mean over the epochs after the first (warm-up) and
-includes ENAS's controller training and the per-epoch validation pass.  Data: the CIFAR-10 subset when
-``NASMETA_DATA_DIR`` is set, else scikit-learn's digits.
+ranking of ``--candidates`` cells), PC-DARTS (K=4), ProxylessNAS ('two' mode, no latency loss), GDAS; PC-DARTS and
+ProxylessNAS update their architecture at every step from the first epoch here (no warm-up, ProxylessNAS
+``arch_every=1``) so that the timed epochs hold the same arch and weight steps as DARTS'.  Each strategy runs in a
+fresh Python process, so that the process peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
+CPU) or ``torch.cuda.max_memory_allocated`` (GPU) belongs to it alone; ``base MB`` is the resident size just
+before the search starts (interpreter, torch, data, and a one-step warm-up search of the same strategy on a tiny
+supernet: imports, allocator arenas, kernel caches), ``search MB`` the growth above it.  ``s/epoch`` is the mean
+over the epochs after the first (warm-up) and includes ENAS's controller training and the per-epoch validation
+pass.  Data: the CIFAR-10 subset when ``NASMETA_DATA_DIR`` is set, else scikit-learn's digits.
+
+``--loop-vs-bare`` runs first-order DARTS on the NB201 supernet in the library (:func:`nasmeta.oneshot.oneshot_search`)
+and in ``benchmarks/_bare_darts.py`` (plain PyTorch, the DARTS reference code's way: every candidate op summed,
+alpha requiring gradients in the weight step), alternating fresh processes ``--repeats`` times, and prints the
+median images/s of the last epoch and the peak-RSS growth of each, and their ratios.
 """
 
 from __future__ import annotations
@@ -45,6 +57,23 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+def _warm_up(method: str, space: str, task, kwargs: dict, device: str) -> None:  # noqa: ANN001
+    """One step of the same search on a tiny supernet and 16 images at 8 px, before the base is read: imports,
+    allocator arenas and kernel caches then count in the base, not in the search's growth."""
+    from dataclasses import replace
+
+    from torch.nn import functional as F
+
+    from nasmeta.oneshot import oneshot_search
+
+    small = F.interpolate(task.x_train[:16], size=(8, 8), mode="bilinear", align_corners=False)
+    tiny = replace(task, x_train=small, y_train=task.y_train[:16])
+    size = {"C": 4, "N": 1} if space == "nb201" else {"C": 4, "layers": 3}
+    if method == "random":
+        kwargs = {**kwargs, "n_candidates": 2}
+    oneshot_search(method, space, tiny, 1, 8, 0, supernet_size=size, device=device, **kwargs)
+
+
 def _bare_worker(args: argparse.Namespace) -> None:
     """``--loop-vs-bare``: one process runs either the library's DARTS loop or the bare loop, same data and size."""
     import torch
@@ -58,17 +87,21 @@ def _bare_worker(args: argparse.Namespace) -> None:
         spec = spec.with_(resolution=args.resolution)
     task = spec.load()
     size = {k: int(v) for k, v in (item.split("=") for item in args.size)}
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _bare_darts import bare_darts_search
+
+    from nasmeta.oneshot import oneshot_search
+
+    if args.worker == "bare":
+        bare_darts_search(task.x_train[:32, :, :8, :8], task.y_train[:32], task.num_classes, 1, 8, 4, 1)
+    else:
+        _warm_up("darts", "nb201", task, {"order": 1}, "cpu")
     base = _rss_mb()
     if args.worker == "bare":
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from _bare_darts import bare_darts_search
-
         seconds = bare_darts_search(
             task.x_train, task.y_train, task.num_classes, args.epochs, args.batch_size, size["C"], size["N"]
         )
     else:
-        from nasmeta.oneshot import oneshot_search
-
         result = oneshot_search(
             "darts", "nb201", task, args.epochs, args.batch_size, 0, supernet_size=size, device="cpu", order=1
         )
@@ -134,6 +167,7 @@ def _worker(args: argparse.Namespace) -> None:
     size = dict(item.split("=") for item in args.size)
     size = {k: int(v) for k, v in size.items()}
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    _warm_up(method, args.space, task, kwargs, args.device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     base = _rss_mb()

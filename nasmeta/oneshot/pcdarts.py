@@ -74,12 +74,16 @@ class PartialMixedOp(MixedOp):
         self.channels = template.c_in
         self.bypass = nn.MaxPool2d(2, 2, ceil_mode=True) if template.stride == 2 else nn.Identity()
 
-    def partial(self, x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """``shuffle(cat(run(x[:, :C/K]), bypass(x[:, C/K:])))``."""
+    def partial(
+        self, x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor], scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``shuffle(cat(run(x[:, :C/K]), scale * bypass(x[:, C/K:])))``: ``run`` must apply ``scale`` to its own
+        part (folding the edge weight into the op weights keeps no extra full-width tensor for its gradient)."""
         if x.shape[1] != self.channels:
             raise ValueError(f"this edge takes {self.channels} channels, got {x.shape[1]}")
         part = self.channels // self.K
-        out = torch.cat([run(x[:, :part]), self.bypass(x[:, part:])], dim=1)
+        rest = self.bypass(x[:, part:])
+        out = torch.cat([run(x[:, :part]), rest if scale is None else rest * scale], dim=1)
         return channel_shuffle(out, self.K)
 
     def forward(self, x: torch.Tensor, choice: Choice) -> torch.Tensor:
@@ -98,7 +102,8 @@ class PartialChoice(EdgeChoice):
     def __call__(self, op: MixedOp, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(op, PartialMixedOp):
             raise ValueError("PartialChoice needs a supernet whose mixed ops were made partial (PC-DARTS)")
-        return op.partial(x, lambda part: op.mix(part, self.op_weights)) * self.edge_weight
+        # = edge_weight * partial(mix): the weight is folded into both parts before the concatenation
+        return op.partial(x, lambda part: op.mix(part, self.op_weights * self.edge_weight), self.edge_weight)
 
 
 @register_strategy("pcdarts")

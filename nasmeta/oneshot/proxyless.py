@@ -6,8 +6,9 @@ Cai, Zhu & Han, "ProxylessNAS: Direct Neural Architecture Search on Target Task 
 * Binary gates: each edge samples gates ``g`` (one-hot) from ``p = softmax(alpha)``; the edge output is
   ``sum_j g_j o_j(x) = o_active(x)``, so only the active op runs forward and only its activations are stored.
 * Gate gradient (paper eq. 4): ``dL/dalpha_i = sum_j dL/dg_j * p_j * (delta_ij - p_i)`` with ``dL/dg_j =
-  <dL/dout, o_j(x)>``.  ``dL/dg_j`` of an op that did not run is computed in the backward pass by running that op
-  once without autograd (:class:`_GateGrad`), so it never holds a graph; the sum over ``j`` is the softmax's
+  <dL/dout, o_j(x)>``, computed in the backward pass by running each candidate once without autograd
+  (:class:`_GateGrad`; the active op's output is recomputed rather than kept), so no inactive op ever holds a
+  graph and the edge keeps nothing beyond the active op's own activations; the sum over ``j`` is the softmax's
   Jacobian, which autograd applies through the straight-through gates ``onehot - p.detach() + p``.
 * ``mode="two"`` (the paper's memory saving): two candidates are drawn from ``p`` without replacement, the active
   one of them from ``softmax(alpha)`` over the pair, gates and gradient live on the pair only, and after the Adam
@@ -46,6 +47,7 @@ from nasmeta.oneshot.loop import Batch, SearchData, Strategy, arch_gradients, re
 from nasmeta.oneshot.mixed_ops import EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import Choices, Path, Supernet
 from nasmeta.spaces.base import Architecture
+from nasmeta.spaces.ops import Noise
 
 #: published share of warm-up in the whole search (40 warm-up + 120 search epochs)
 WARMUP_SHARE = 40 / 160
@@ -80,7 +82,10 @@ class _GateGrad(torch.autograd.Function):
         ctx: Any, out: torch.Tensor, gates: torch.Tensor, x: torch.Tensor, op: MixedOp, candidates: Sequence[int],
         active_pos: int,
     ) -> torch.Tensor:  # fmt: skip
-        ctx.save_for_backward(x, out)
+        # the active output is kept only when a rerun would not reproduce it (S4's noise op); otherwise the
+        # backward reruns the active op too, so that the edge holds nothing beyond the active op's own graph
+        ctx.keep_out = isinstance(op.ops[candidates[active_pos]], Noise)
+        ctx.save_for_backward(x, out if ctx.keep_out else None)
         ctx.op, ctx.candidates, ctx.active_pos = op, tuple(candidates), active_pos
         return out.view_as(out)
 
@@ -89,11 +94,13 @@ class _GateGrad(torch.autograd.Function):
         gate_grad = None
         if ctx.needs_input_grad[1]:
             x, out = ctx.saved_tensors
+            flat = grad.reshape(-1)
             values = []
             with torch.no_grad():
                 for pos, k in enumerate(ctx.candidates):
-                    o = out if pos == ctx.active_pos else ctx.op.run(k, x)
-                    values.append((grad * o).sum())
+                    o = out if pos == ctx.active_pos and ctx.keep_out else ctx.op.run(k, x)
+                    values.append(torch.dot(flat, o.reshape(-1)))
+                    del o
             gate_grad = torch.stack(values)
         return grad, gate_grad, None, None, None, None
 
