@@ -4,13 +4,13 @@ Cai, Zhu & Han, "ProxylessNAS", ICLR 2019, sec. 3.3: a network's latency is mode
 of its ops' latencies, each op timed alone at the input shape it sees in the network, on the target device; the
 expected latency of an edge is ``sum_o p_o * LAT(o)``, which is differentiable in alpha.
 
-:func:`measure_latency_table` times every candidate op of every supernet edge on ``device`` (CPU, or CUDA where
-present) with ``torch.utils.benchmark`` (median of adaptive runs, eval mode, no autograd), built as the standalone
-network builds it (BN ``affine=True``, no search-only BN after pooling).  Ops with the same shape are timed once.
-The constant (stem, reduction blocks, cell preprocessing, head, node sums) is the median over ``n_reference``
-sampled architectures of ``measured network - sum of its ops``.  In DARTS cells a discrete architecture keeps 2
-of a node's incoming edges; the expected latency counts each edge with weight ``2 / incoming edges`` (a uniform
-choice of the kept edges).
+:func:`measure_latency_table` times every candidate op of every supernet edge on ``device`` (CPU, or CUDA
+where present) with ``torch.utils.benchmark`` (fastest block of adaptive runs, eval mode, no autograd), built as
+the standalone network builds it (BN ``affine=True``, no search-only BN after pooling); ops of the same shape are
+timed once.  The constant (stem, reduction blocks, cell preprocessing, head, node sums) is the median over
+``n_reference`` sampled architectures of ``measured network - sum of its ops``.  In DARTS cells a discrete
+architecture keeps 2 of a node's incoming edges; the expected latency counts each edge with weight
+``2 / incoming edges`` (a uniform choice of the kept edges).
 """
 
 from __future__ import annotations
@@ -68,13 +68,14 @@ class LatencyTable:
 
 
 def time_ms(fn: Any, device: torch.device, min_run_time: float = 0.05) -> float:
-    """Median milliseconds of ``fn()`` (``torch.utils.benchmark``: warm-up, adaptive repeats, CUDA sync)."""
+    """Milliseconds of ``fn()``: the fastest block of ``torch.utils.benchmark``'s adaptive repeats (warm-up, CUDA
+    sync).  The minimum, not the median: on a CPU shared with other processes the slow blocks measure them."""
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     with torch.no_grad():
         fn()  # warm-up (lazy init, allocator)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return float(timer.blocked_autorange(min_run_time=min_run_time).median * 1000.0)
+        return float(min(timer.blocked_autorange(min_run_time=min_run_time).times) * 1000.0)
 
 
 def network_ms(
