@@ -12,7 +12,8 @@ step for all methods (ProxylessNAS' published ``arch_every=5`` would give it a f
 short a search), warm-up the published share (PC-DARTS 15/50, ProxylessNAS 40/160 of the epochs), GDAS' temperature
 10 -> 0.1 over the epochs.  Table accuracy: NB201 CIFAR-10 test accuracy after 200 epochs (``TabularEvaluator``
 with the test column).  Latency: the found cell's standalone network (at the supernet size), eval mode, on this CPU
-at ``--latency-batch`` images, fastest block of adaptive repeats (``torch.utils.benchmark``), measured in this
+at ``--latency-batch`` images, process CPU time of adaptive repeats (``torch.utils.benchmark``, one thread: immune to
+the other processes on the shared machine), measured in this
 run after all searches, each distinct cell once.
 """
 

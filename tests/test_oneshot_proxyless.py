@@ -170,7 +170,7 @@ def test_latency_table_is_measured_and_the_loss_pushes_towards_cheap_ops() -> No
     table = measure_latency_table(net, 10, (3, 16, 16), "cpu", batch_size=8, min_run_time=0.01, n_reference=1)
     ops = net.edge_ops["cell"][0]
     lat = table.per_edge["cell"][0]
-    assert lat[ops.index("nor_conv_3x3")] > lat[ops.index("skip_connect")] > 0
+    assert lat[ops.index("nor_conv_3x3")] > lat[ops.index("skip_connect")] >= 0
     assert table.base_ms > 0 and table.reference[0]["measured_ms"] > table.reference[0]["ops_ms"]
     # the expected latency of a one-hot distribution is the architecture's table latency
     arch = net.space.sample(np.random.default_rng(0))

@@ -5,16 +5,18 @@ of its ops' latencies, each op timed alone at the input shape it sees in the net
 expected latency of an edge is ``sum_o p_o * LAT(o)``, which is differentiable in alpha.
 
 :func:`measure_latency_table` times every candidate op of every supernet edge on ``device`` (CPU, or CUDA
-where present) with ``torch.utils.benchmark`` (fastest block of adaptive runs, eval mode, no autograd), built as
-the standalone network builds it (BN ``affine=True``, no search-only BN after pooling); ops of the same shape are
-timed once.  The constant (stem, reduction blocks, cell preprocessing, head, node sums) is the median over
-``n_reference`` sampled architectures of ``measured network - sum of its ops``.  In DARTS cells a discrete
-architecture keeps 2 of a node's incoming edges; the expected latency counts each edge with weight
-``2 / incoming edges`` (a uniform choice of the kept edges).
+where present) with ``torch.utils.benchmark`` (median of adaptive runs; on CPU of the process CPU time, see
+:func:`time_ms`; eval mode, no autograd), built as the standalone network builds it (BN ``affine=True``, no
+search-only BN after pooling); ops of the same shape are timed once.  The constant (stem, reduction blocks, cell
+preprocessing, head, node sums) is the median over ``n_reference`` sampled architectures of ``measured network -
+sum of its ops``.  In DARTS cells a discrete architecture keeps 2 of a node's incoming edges; the expected latency
+counts each edge with weight ``2 / incoming edges`` (a uniform choice of the kept edges).
 """
 
 from __future__ import annotations
 
+import time
+import timeit
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,14 +70,17 @@ class LatencyTable:
 
 
 def time_ms(fn: Any, device: torch.device, min_run_time: float = 0.05) -> float:
-    """Milliseconds of ``fn()``: the fastest block of ``torch.utils.benchmark``'s adaptive repeats (warm-up, CUDA
-    sync).  The minimum, not the median: on a CPU shared with other processes the slow blocks measure them."""
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    """Milliseconds of ``fn()``: the median block of ``torch.utils.benchmark``'s adaptive repeats (warm-up, CUDA
+    sync).  On CPU the clock is the process's CPU time, not the wall clock: on a machine shared with other
+    processes the wall clock counts their time slices too, the CPU time does not; with one intra-op thread it is
+    the latency of an otherwise idle core (with more threads it is their summed time, an upper bound)."""
+    clock = time.process_time if device.type == "cpu" else timeit.default_timer
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), timer=clock)
     with torch.no_grad():
         fn()  # warm-up (lazy init, allocator)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return float(min(timer.blocked_autorange(min_run_time=min_run_time).times) * 1000.0)
+        return float(timer.blocked_autorange(min_run_time=min_run_time).median * 1000.0)
 
 
 def network_ms(
