@@ -49,6 +49,13 @@ STRATEGIES = {
 BASELINE = "darts-1st"
 
 
+def _worker_env() -> dict[str, str]:
+    """Workers' environment: glibc's mmap threshold fixed at 64 KiB (unless set), so that every large tensor is
+    mapped on allocation and unmapped when freed and the peak RSS follows the live tensors; by default glibc raises
+    the threshold after each freed block and serves later tensors from a heap that does not shrink."""
+    return {**os.environ, "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "65536")}
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as handle:
         for line in handle:
@@ -123,7 +130,7 @@ def _loop_vs_bare(args: argparse.Namespace) -> None:
             cmd += ["--resolution", str(args.resolution), "--threads", str(args.threads)]
             for item in args.size:
                 cmd += ["--size", item]
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env())
             if done.returncode != 0:
                 sys.exit(f"{loop} failed:\n{done.stderr}")
             rows[loop].append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -236,7 +243,7 @@ def main() -> None:
         cmd += ["--device", args.device, "--threads", str(args.threads)]
         for item in args.size:
             cmd += ["--size", item]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env())
         if done.returncode != 0:
             sys.exit(f"{name} failed:\n{done.stderr}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
