@@ -1,4 +1,4 @@
-"""``nasmeta search oneshot``: DARTS (1st / 2nd order), ENAS or random one-shot on a task, then (optionally)
+"""``nasmeta search oneshot``: DARTS (1st / 2nd order), ENAS, random one-shot, PC-DARTS, ProxylessNAS or GDAS on a task,
 retrain the found architecture from scratch and export it."""
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def _print_trace(trace: list[dict[str, Any]], title: str) -> None:
 def oneshot(
     space: Annotated[str, typer.Option(help="nb201, darts or darts-s1..darts-s4.")] = "nb201",
     task: Annotated[str, typer.Option(help="Task (train split halved for the search), e.g. cifar10.")] = "digits",
-    method: Annotated[str, typer.Option(help="darts, enas or random (random-sampling one-shot).")] = "darts",
+    method: Annotated[
+        str, typer.Option(help="darts, enas, random (random-sampling one-shot), pcdarts, proxyless or gdas.")
+    ] = "darts",
     epochs: Annotated[int, typer.Option(min=1, help="Search epochs.")] = 10,
     order: Annotated[int, typer.Option(min=1, max=2, help="DARTS order: 1 or 2 (unrolled).")] = 1,
     retrain_epochs: Annotated[int, typer.Option(min=0, help="Retrain the found architecture (0: skip).")] = 0,

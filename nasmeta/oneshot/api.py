@@ -2,8 +2,9 @@
 ``retrain`` trains the found architecture from scratch with :func:`nasmeta.training.train`; ``with_retrain``
 puts the retraining outcome into the search result.
 
-Strategies: every ``@register_strategy`` class of a module in ``nasmeta/oneshot/`` (``darts`` (first / second
-order, ``order=1|2``), ``enas``, ``random`` (random-sampling one-shot), ...); spaces: those with a
+Strategies: every ``@register_strategy`` class of a module in ``nasmeta/oneshot/``: ``darts`` (first / second
+order, ``order=1|2``), ``enas``, ``random`` (random-sampling one-shot), ``pcdarts`` (partial channels),
+``proxyless`` (binary gates, latency loss), ``gdas`` (Gumbel, or ``variant="snas"``), ...; spaces: those with a
 ``SearchSpace.supernet`` (``nb201``, ``darts``, ``darts-s1`` .. ``darts-s4``).  Method settings are keyword
 arguments, validated by each strategy's pydantic config (unknown names raise ``ValueError``).
 """

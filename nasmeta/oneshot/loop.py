@@ -7,6 +7,10 @@ step draws one batch of each half; the strategy may update its architecture on t
 strategy names (:meth:`Strategy.weight_path`: ``None`` mixes all ops as DARTS does, a path trains one sampled
 sub-network as ENAS and random one-shot do).  After each epoch the strategy may train itself further
 (:meth:`Strategy.end_epoch`: ENAS trains its controller there) and the loop records a trace row and reports it.
+Before each epoch :meth:`Strategy.begin_epoch` tells the strategy where the search is (GDAS' temperature,
+PC-DARTS' and ProxylessNAS' warm-up).  A weight path may also be :class:`~nasmeta.oneshot.supernet.Choices`,
+the strategy's own per-edge choices (sampled gates, partial channels).  The architecture parameters are frozen
+during the weight step, which then neither computes their gradients nor stores what only those need.
 
 Weight optimiser of the DARTS search (METHODS.md), shared by all strategies so that their costs and results
 compare on equal terms: SGD lr 0.025, cosine to 0.001 over the search, momentum 0.9, weight decay 3e-4,
@@ -23,7 +27,8 @@ from __future__ import annotations
 import abc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +39,7 @@ from torch.nn import functional as F
 
 from nasmeta.data.types import TaskData
 from nasmeta.evaluators import Evaluation
-from nasmeta.oneshot.supernet import Path, Supernet
+from nasmeta.oneshot.supernet import Choices, Path, Supernet
 from nasmeta.reporting import NullReporter, Reporter, ShouldStop
 from nasmeta.spaces.base import Architecture
 
@@ -94,17 +99,57 @@ class SearchData:
         )
 
 
+class EpochBatches(Sequence[Batch]):
+    """One shuffled pass in full batches (a split smaller than a batch is one batch; BN needs >1 sample).
+
+    Batches are gathered when indexed, so an epoch holds one batch per split rather than a shuffled copy of it."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> None:
+        n = len(x)
+        self.x, self.y = x, y
+        self.order = torch.randperm(n, generator=generator).to(x.device)
+        self.size = min(batch_size, n)
+        self.count = (n - self.size) // self.size + 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> Batch:  # type: ignore[override]
+        if not -self.count <= i < self.count:
+            raise IndexError(i)
+        index = self.order[(i % self.count) * self.size : (i % self.count + 1) * self.size]
+        return self.x[index], self.y[index]
+
+
 def epoch_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[Batch]:
-    """One shuffled pass in full batches (a split smaller than a batch is one batch; BN needs >1 sample)."""
-    n = len(x)
-    order = torch.randperm(n, generator=generator).to(x.device)
-    size = min(batch_size, n)
-    return [(x[order[i : i + size]], y[order[i : i + size]]) for i in range(0, n - size + 1, size)]
+    """One shuffled pass in full batches, as a list (the loop itself gathers lazily with :class:`EpochBatches`)."""
+    return list(EpochBatches(x, y, batch_size, generator))
+
+
+def arch_gradients(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``d loss / d params`` with zeros for parameters the loss does not use (e.g. ``alpha_normal`` of a network
+    whose cells all reduce)."""
+    grads = torch.autograd.grad(loss, list(params), allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+
+
+@contextmanager
+def frozen(params: Sequence[torch.nn.Parameter]) -> Iterator[None]:
+    """Turn off ``requires_grad`` of ``params`` for the block: the weight step then neither computes architecture
+    gradients nor keeps the op outputs that only those gradients need (DARTS' ``w_o * o(x)`` products)."""
+    before = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, before, strict=True):
+            p.requires_grad_(flag)
 
 
 @torch.no_grad()
 def evaluate_path(
-    supernet: Supernet, x: torch.Tensor, y: torch.Tensor, path: Path | None, batch_size: int = 256
+    supernet: Supernet, x: torch.Tensor, y: torch.Tensor, path: Path | Choices | None, batch_size: int = 256
 ) -> tuple[float, float]:
     """(mean cross-entropy, accuracy in %) of the supernet through ``path`` (None: the softmax mixture)."""
     was_training = supernet.training
@@ -139,16 +184,22 @@ class Strategy(abc.ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
 
+    def begin_epoch(self, epoch: int, epochs: int) -> None:  # noqa: B027 - an optional hook, not a forgotten one
+        """Called before epoch ``epoch`` (1-based) of ``epochs``: schedules (GDAS' temperature, PC-DARTS' warm-up)
+        read the search length here.  Strategies without a schedule keep this default, which records nothing."""
+        self.epoch, self.epochs = epoch, epochs
+
     @abc.abstractmethod
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
         """Update the architecture on a validation batch, before the weight step (``lr``: current weight lr)."""
 
     @abc.abstractmethod
-    def weight_path(self) -> Path | None:
-        """The path the next weight step trains (``None``: the softmax mixture of every op)."""
+    def weight_path(self) -> Path | Choices | None:
+        """The path the next weight step trains (``None``: the softmax mixture of every op; :class:`Choices`: the
+        strategy's own per-edge choices).  The architecture parameters are frozen during the weight step."""
 
     @abc.abstractmethod
-    def eval_path(self) -> Path | None:
+    def eval_path(self) -> Path | Choices | None:
         """The path the per-epoch validation accuracy is measured on."""
 
     @abc.abstractmethod
@@ -246,9 +297,9 @@ def run_search(
     config = weight_config or WeightConfig()
     reporter = reporter or NullReporter()
     supernet, data = strategy.supernet, strategy.data
-    optimizer = torch.optim.SGD(
-        supernet.weights(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    weights = supernet.weights()
+    arch_params = supernet.arch_parameters()
+    optimizer = torch.optim.SGD(weights, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(epochs), eta_min=config.lr_min)
     generator = torch.Generator().manual_seed(strategy.seed)
     trace = [_record(strategy, 0)]
@@ -257,21 +308,26 @@ def run_search(
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         lr = scheduler.get_last_lr()[0]
+        strategy.begin_epoch(epoch, epochs)
         supernet.train()
-        train_batches = epoch_batches(data.x_train, data.y_train, strategy.batch_size, generator)
-        val_batches = epoch_batches(data.x_val, data.y_val, strategy.batch_size, generator)
-        loss_sum, correct, seen = 0.0, 0, 0
+        train_batches = EpochBatches(data.x_train, data.y_train, strategy.batch_size, generator)
+        val_batches = EpochBatches(data.x_val, data.y_val, strategy.batch_size, generator)
+        # summed on the device: a per-step float() would wait for the GPU every step
+        loss_sum = torch.zeros((), device=data.x_train.device)
+        correct = torch.zeros((), dtype=torch.long, device=data.x_train.device)
+        seen = 0
         for step, (xt, yt) in enumerate(train_batches):
             strategy.arch_step((xt, yt), val_batches[step % len(val_batches)], lr)
-            path = strategy.weight_path()
             optimizer.zero_grad(set_to_none=True)
-            logits = supernet(xt, path)
-            loss = F.cross_entropy(logits, yt)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(supernet.weights(), config.grad_clip)
+            with frozen(arch_params):
+                path = strategy.weight_path()
+                logits = supernet(xt, path)
+                loss = F.cross_entropy(logits, yt)
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(weights, config.grad_clip)
             optimizer.step()
-            loss_sum += float(loss.detach()) * len(yt)
-            correct += int((logits.detach().argmax(1) == yt).sum())
+            loss_sum += loss.detach() * len(yt)
+            correct += (logits.detach().argmax(1) == yt).sum()
             seen += len(yt)
         scheduler.step()
         extra = strategy.end_epoch(epoch)
@@ -281,8 +337,8 @@ def run_search(
         row = {
             **_record(strategy, epoch),
             "lr": lr,
-            "train_loss": loss_sum / seen,
-            "train_acc": 100.0 * correct / seen,
+            "train_loss": float(loss_sum) / seen,
+            "train_acc": 100.0 * int(correct) / seen,
             "val_loss": val_loss,
             "val_acc": val_acc,
             "epoch_seconds": epoch_seconds,

@@ -13,15 +13,39 @@ conv outputs, which end in BN); the NAS-Bench-201 search cells use their pooling
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from nasmeta.spaces.ops import OpFactory, make_op
+from nasmeta.spaces.ops import OpFactory, Zero, make_op
 
-#: what a mixed op is told to compute: a weight per candidate (sum), or the index of the one op to run
-Choice = torch.Tensor | int
+
+class EdgeChoice(abc.ABC):
+    """A strategy's own way to run one edge (sampled gates, partial channels, a weighted single op): the mixed op
+    hands itself and its input to the choice.  Strategies subclass this in their own file."""
+
+    @abc.abstractmethod
+    def __call__(self, op: MixedOp, x: torch.Tensor) -> torch.Tensor:
+        """The edge's output for input ``x``."""
+
+
+class WeightedOp(EdgeChoice):
+    """Only candidate ``index`` runs, scaled by the 0-d tensor ``weight`` (GDAS's hard straight-through sample:
+    the value is 1, the gradient reaches the architecture through ``weight``)."""
+
+    def __init__(self, index: int, weight: torch.Tensor) -> None:
+        self.index = int(index)
+        self.weight = weight
+
+    def __call__(self, op: MixedOp, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * op.run(self.index, x)
+
+
+#: what a mixed op is told to compute: a weight per candidate (sum), the index of the one op to run, or a
+#: strategy-defined :class:`EdgeChoice`
+Choice = torch.Tensor | int | EdgeChoice
 
 
 class MixedOp(nn.Module):
@@ -47,6 +71,8 @@ class MixedOp(nn.Module):
         if len(set(names)) != len(names):
             raise ValueError(f"candidate ops of a mixed op must be distinct, got {list(names)}")
         self.names = tuple(names)
+        # kept so that a strategy can rebuild the edge at another width (PC-DARTS' partial channels)
+        self.family, self.c_in, self.c_out, self.stride, self.bn_after_pool = family, c_in, c_out, stride, bn_after_pool
         ops = []
         for name in self.names:
             op = make_op(family, name, c_in, c_out, stride, affine=False)
@@ -54,16 +80,32 @@ class MixedOp(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(c_out, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
+        # the none op contributes exactly zero to the mixture and zero to every gradient: it is never run there
+        self._zero = tuple(isinstance(op, Zero) for op in self.ops)
+
+    def run(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """The output of candidate ``index`` alone."""
+        if not 0 <= index < len(self.ops):
+            raise ValueError(f"op index {index} out of range for candidates {list(self.names)}")
+        return self.ops[index](x)
+
+    def mix(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``sum_o weights[o] * o(x)`` over the candidates (``none`` skipped: its term and its gradients are 0)."""
+        if weights.shape != (len(self.ops),):
+            raise ValueError(f"expected {len(self.ops)} op weights for {list(self.names)}, got {tuple(weights.shape)}")
+        out = None
+        for w, op, zero in zip(weights.unbind(0), self.ops, self._zero, strict=True):
+            if zero:
+                continue
+            y = op(x) * w
+            out = y if out is None else out.add_(y)
+        if out is None:  # every candidate is none
+            return self.ops[0](x) * weights[0]
+        return out
 
     def forward(self, x: torch.Tensor, choice: Choice) -> torch.Tensor:
+        if isinstance(choice, EdgeChoice):
+            return choice(self, x)
         if isinstance(choice, int):
-            if not 0 <= choice < len(self.ops):
-                raise ValueError(f"op index {choice} out of range for candidates {list(self.names)}")
-            return self.ops[choice](x)
-        if choice.shape != (len(self.ops),):
-            raise ValueError(f"expected {len(self.ops)} op weights for {list(self.names)}, got {tuple(choice.shape)}")
-        out = None
-        for w, op in zip(choice, self.ops, strict=True):
-            y = w * op(x)
-            out = y if out is None else out + y
-        return out
+            return self.run(choice, x)
+        return self.mix(x, choice)

@@ -13,17 +13,31 @@ Architecture parameters are one ``(edges, candidates)`` matrix per cell type, in
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from nasmeta.oneshot.mixed_ops import Choice
+from nasmeta.oneshot.mixed_ops import Choice, MixedOp
 from nasmeta.spaces.base import Architecture, SearchSpace
 
 #: ``{cell_type: (op index into that edge's candidates, or None for an unused edge)}``
 Path = dict[str, tuple[int | None, ...]]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Explicit per-edge choices ``{cell_type: (Choice or None, one per edge)}`` for a forward pass.
+
+    Unlike a :data:`Path` they need not describe a discrete architecture: sampled strategies (GDAS, ProxylessNAS)
+    run one sampled op on *every* edge of a DARTS cell, PC-DARTS passes its partial-channel choices.  Only the cell
+    types and the number of entries are checked.
+    """
+
+    per_cell: dict[str, tuple[Choice | None, ...]]
+
 
 SKIP = "skip_connect"
 
@@ -57,13 +71,38 @@ class Supernet(nn.Module, abc.ABC):
                 raise ValueError(f"every edge of cell {t!r} needs the same number of candidates, got {sorted(sizes)}")
             alpha = nn.Parameter(alpha_init_std * torch.randn(len(self.edge_ops[t]), sizes.pop()))
             self.register_parameter(f"alpha_{t}", alpha)
+        self._extra_arch: list[str] = []
 
     # -- parameters -------------------------------------------------------------------------------------------
     def alphas(self) -> dict[str, nn.Parameter]:
         return {t: getattr(self, f"alpha_{t}") for t in self.cell_types}
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return list(self.alphas().values())
+        """The alphas, then any parameters a strategy added with :meth:`add_arch_parameter` (PC-DARTS' betas)."""
+        return [*self.alphas().values(), *(getattr(self, n) for n in self._extra_arch)]
+
+    def add_arch_parameter(self, name: str, value: torch.Tensor) -> nn.Parameter:
+        """Register a further architecture parameter (kept out of :meth:`weights`) on the supernet's device."""
+        if hasattr(self, name):
+            raise ValueError(f"the supernet already has an attribute {name!r}")
+        device = self.alphas()[self.cell_types[0]].device
+        param = nn.Parameter(value.detach().clone().to(device))
+        self.register_parameter(name, param)
+        self._extra_arch.append(name)
+        return param
+
+    @abc.abstractmethod
+    def edge_modules(self) -> list[tuple[str, int, MixedOp]]:
+        """Every mixed op of the network with its cell type and edge index, in forward order."""
+
+    def replace_mixed_ops(self, make: Callable[[MixedOp], nn.Module]) -> None:
+        """Swap every mixed op for ``make(op)`` (a module with the same ``forward(x, choice)``; PC-DARTS' partial
+        channel edges).  Run this before the weight optimiser is built; new modules move to the supernet's device."""
+        device = self.alphas()[self.cell_types[0]].device
+        for module in list(self.modules()):
+            for name, child in list(module.named_children()):
+                if isinstance(child, MixedOp):
+                    module._modules[name] = make(child).to(device)
 
     def named_weights(self) -> list[tuple[str, nn.Parameter]]:
         arch = {id(p) for p in self.arch_parameters()}
@@ -77,13 +116,27 @@ class Supernet(nn.Module, abc.ABC):
         return {t: a.softmax(dim=-1) for t, a in self.alphas().items()}
 
     # -- forward ------------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, path: Path | None = None) -> torch.Tensor:
-        """Logits; without ``path`` every edge mixes its candidates by softmax(alpha), with ``path`` one op runs."""
+    def forward(self, x: torch.Tensor, path: Path | Choices | None = None) -> torch.Tensor:
+        """Logits; without ``path`` every edge mixes its candidates by softmax(alpha), with a ``Path`` one op runs
+        per used edge, with :class:`Choices` each edge does what its choice says."""
         if path is None:
             choices: dict[str, Sequence[Choice | None]] = {t: w.unbind(0) for t, w in self.op_weights().items()}
+        elif isinstance(path, Choices):
+            choices = self.check_choices(path)
         else:
             choices = self.check_path(path)
         return self._forward(x, choices)
+
+    def check_choices(self, choices: Choices) -> dict[str, Sequence[Choice | None]]:
+        """The per-cell choices after checking cell types and entry counts (``ValueError`` naming the fault)."""
+        if set(choices.per_cell) != set(self.cell_types):
+            raise ValueError(f"choices must cover the cell types {list(self.cell_types)}, got {list(choices.per_cell)}")
+        for t in self.cell_types:
+            if len(choices.per_cell[t]) != len(self.edge_ops[t]):
+                raise ValueError(
+                    f"choices for cell {t!r} need {len(self.edge_ops[t])} entries, got {len(choices.per_cell[t])}"
+                )
+        return choices.per_cell
 
     @abc.abstractmethod
     def _forward(self, x: torch.Tensor, choices: dict[str, Sequence[Choice | None]]) -> torch.Tensor:

@@ -107,6 +107,13 @@ class DartsSupernet(Supernet):
             s0, s1 = s1, cell(s0, s1, choices["reduce" if cell.reduction else "normal"])
         return self.classifier(self.global_pooling(s1).flatten(1))
 
+    def edge_modules(self) -> list[tuple[str, int, MixedOp]]:
+        return [
+            ("reduce" if cell.reduction else "normal", e, edge)
+            for cell in self.cells
+            for e, edge in enumerate(cell.edges)
+        ]
+
     def path_to_arch(self, path: Path) -> Architecture:
         path = self.check_path(path)
         cells = []

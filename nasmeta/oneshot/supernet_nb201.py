@@ -87,6 +87,9 @@ class NB201Supernet(Supernet):
     def _forward(self, x: torch.Tensor, choices: dict[str, Sequence[Choice | None]]) -> torch.Tensor:
         return self.net(x, choices[CELL])
 
+    def edge_modules(self) -> list[tuple[str, int, MixedOp]]:
+        return [(CELL, k, edge) for i in self.net.cell_indices for k, edge in enumerate(self.net.cells[i].edges)]
+
     def path_to_arch(self, path: Path) -> Architecture:
         choice = self.check_path(path)[CELL]
         return self.space.from_encoding([OPS[i] for i in choice])  # type: ignore[index]

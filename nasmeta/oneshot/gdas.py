@@ -1,0 +1,149 @@
+"""GDAS: one op per edge sampled by Gumbel-softmax, hard forward with a straight-through soft backward; and SNAS'
+relaxed variant (``variant="snas"``).
+
+Dong & Yang, "Searching for a Robust Neural Architecture in Four GPU Hours", CVPR 2019.  At every forward pass
+each edge draws ``h = softmax((log softmax(alpha) + g) / tau)`` with Gumbel noise ``g``; the forward runs only the
+op ``k = argmax h``, scaled by the straight-through weight ``onehot_k - h_k.detach() + h_k`` (value 1, gradient
+that of ``h_k``), so the architecture gradient flows through the soft sample while one op per edge is computed.
+All cells of a type share one sample per forward pass, as they share their alphas.  The temperature falls linearly
+from ``tau_max = 10`` at the first epoch to ``tau_min = 0.1`` at the last (``tau_e = tau_max - (tau_max -
+tau_min) * (e - 1) / (E - 1)``).  Architecture optimiser as GDAS' NAS-Bench-201 runs: Adam lr 3e-4, betas
+(0.5, 0.999), weight decay 1e-3.  The weight step trains the sampled path too.
+
+Xie et al., "SNAS: Stochastic Neural Architecture Search", ICLR 2019: ``variant="snas"`` mixes every op by the
+relaxed sample ``h`` itself (all ops computed, as DARTS), with the same schedule.  SNAS' resource penalty is not
+implemented.
+
+Deviations: the reference GDAS forward also adds the (zero-valued) soft weights of the ops it does not run, which
+passes a constant ``sum(dL/dout)`` gradient to them; here only the sampled op's term is formed.  In the DARTS
+space GDAS searches both cell types (the paper's GDAS-FRC fixes a hand-designed reduction cell).  Discretisation
+is the space's rule on softmax(alpha) (NB201: strongest non-``none`` op per edge; DARTS: top-2 edges per node).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch.nn import functional as F
+
+from nasmeta.evaluators import Evaluation
+from nasmeta.oneshot.loop import Batch, SearchData, Strategy, arch_gradients, register_strategy
+from nasmeta.oneshot.mixed_ops import WeightedOp
+from nasmeta.oneshot.supernet import Choices, Path, Supernet
+from nasmeta.spaces.base import Architecture
+
+
+class GdasConfig(BaseModel):
+    """GDAS / SNAS settings (published defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variant: Literal["gdas", "snas"] = "gdas"
+    tau_max: float = Field(10.0, gt=0)
+    tau_min: float = Field(0.1, gt=0)
+    arch_lr: float = Field(3e-4, gt=0)
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = Field(1e-3, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GdasConfig:
+        if self.tau_min > self.tau_max:
+            raise ValueError(f"tau_min {self.tau_min} must not exceed tau_max {self.tau_max}")
+        return self
+
+
+def temperature(epoch: int, epochs: int, tau_max: float = 10.0, tau_min: float = 0.1) -> float:
+    """GDAS' linear schedule: ``tau_max`` at epoch 1, ``tau_min`` at epoch ``epochs`` (1-based epochs)."""
+    if not 1 <= epoch <= epochs:
+        raise ValueError(f"epoch must be in 1..{epochs}, got {epoch!r}")
+    if epochs == 1:
+        return tau_max
+    return tau_max - (tau_max - tau_min) * (epoch - 1) / (epochs - 1)
+
+
+def gumbel_softmax_sample(
+    alpha: torch.Tensor, tau: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(soft, index, hard)`` per row of ``alpha``: the relaxed sample, its argmax and the straight-through one-hot
+    ``onehot - soft.detach() + soft``.  Redrawn while a row is not finite (as the reference code does)."""
+    while True:
+        noise = torch.empty(alpha.shape, device=alpha.device, dtype=alpha.dtype).exponential_(generator=generator)
+        logits = (alpha.log_softmax(dim=-1) - noise.log()) / tau  # -log(Exp(1)) is Gumbel(0, 1)
+        soft = logits.softmax(dim=-1)
+        if torch.isfinite(soft).all():
+            break
+    index = soft.argmax(dim=-1)
+    hard = F.one_hot(index, alpha.shape[-1]).to(soft.dtype) - soft.detach() + soft
+    return soft, index, hard
+
+
+@register_strategy("gdas")
+class Gdas(Strategy):
+    """GDAS (or SNAS with ``variant="snas"``) over a supernet's edges (module docstring)."""
+
+    def __init__(self, supernet: Supernet, data: SearchData, batch_size: int, seed: int, **kwargs: Any) -> None:
+        super().__init__(supernet, data, batch_size, seed)
+        self.config = GdasConfig(**kwargs)
+        self.optimizer = torch.optim.Adam(
+            supernet.alphas().values(),
+            lr=self.config.arch_lr,
+            betas=self.config.arch_betas,
+            weight_decay=self.config.arch_weight_decay,
+        )
+        device = supernet.alphas()[supernet.cell_types[0]].device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.tau = self.config.tau_max
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        super().begin_epoch(epoch, epochs)
+        self.tau = temperature(epoch, epochs, self.config.tau_max, self.config.tau_min)
+
+    def sample(self) -> Choices:
+        """One Gumbel sample per edge (shared by the cells of a type) at the current temperature."""
+        per_cell: dict[str, tuple[Any, ...]] = {}
+        for t, alpha in self.supernet.alphas().items():
+            soft, index, hard = gumbel_softmax_sample(alpha, self.tau, self.generator)
+            if self.config.variant == "snas":
+                per_cell[t] = tuple(soft.unbind(0))
+            else:
+                per_cell[t] = tuple(WeightedOp(int(k), hard[e, k]) for e, k in enumerate(index.tolist()))
+        return Choices(per_cell)
+
+    def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
+        xv, yv = val_batch
+        alphas = list(self.supernet.alphas().values())
+        loss = F.cross_entropy(self.supernet(xv, self.sample()), yv)
+        grads = arch_gradients(loss, alphas)
+        self.optimizer.zero_grad(set_to_none=True)
+        for alpha, g in zip(alphas, grads, strict=True):
+            alpha.grad = g
+        self.optimizer.step()
+
+    def weight_path(self) -> Choices:
+        return self.sample()
+
+    def eval_path(self) -> Path:
+        return self.supernet.arch_to_path(self.supernet.derive())
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        return {"tau": self.tau}
+
+    def op_weights(self) -> dict[str, torch.Tensor]:
+        return {t: w.detach() for t, w in self.supernet.op_weights().items()}
+
+    def summary(self) -> dict[str, float]:
+        """Mean entropy of softmax(alpha) over the edges of all cell types."""
+        rows = torch.cat([w.detach() for w in self.supernet.op_weights().values()])
+        return {"alpha_entropy": float(-(rows * rows.clamp_min(1e-30).log()).sum(dim=1).mean())}
+
+    def current_arch(self) -> Architecture:
+        return self.supernet.derive()
+
+    def finish(self) -> tuple[Architecture, list[Evaluation], dict[str, Any]]:
+        alphas = {t: a.detach().cpu().tolist() for t, a in self.supernet.alphas().items()}
+        return self.supernet.derive(), [], {"alphas": alphas, "final_tau": self.tau}
+
+    def state(self) -> dict[str, Any]:
+        return self.config.model_dump()
