@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flows.collect_params import CollectParams, plan_architectures
 from flows.common import (
     TaskRunnerName,
     make_task_runner,
@@ -29,75 +28,6 @@ from flows.common import (
 from flows.progress import stage
 
 EXPERIMENT = "nasmeta-collect"
-
-
-class CollectParams(BaseModel):
-    """Validated parameters of a collection (checked before any training starts)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tasks: list[str] = Field(default_factory=lambda: ["digits", "digits-0to4"], min_length=1)
-    space: str = "nb201"
-    n_archs: int = Field(8, ge=1)
-    archs: list[str] | None = None
-    arch_seed: int = 0
-    epochs: int = Field(3, ge=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    train: dict[str, Any] = Field(default_factory=dict)
-    #: network size for ``space.build``; None: the default budget's size for the space (``nasmeta.budget``)
-    size: dict[str, Any] | None = None
-    samples_per_class: int | None = Field(None, ge=2)
-    landmarkers: bool = True
-    landmarker_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    store: str | None = None
-    track: bool = True
-
-    @field_validator("space")
-    @classmethod
-    def _known_space(cls, value: str) -> str:
-        from nasmeta.spaces import get_space
-
-        get_space(value)
-        return value
-
-    @field_validator("tasks")
-    @classmethod
-    def _known_tasks(cls, value: list[str]) -> list[str]:
-        from nasmeta.data.tasks import get_task
-
-        for name in value:
-            get_task(name)
-        return value
-
-    def train_config(self) -> Any:
-        from nasmeta.training import TrainConfig
-
-        return TrainConfig(**{"epochs": self.epochs, **self.train})
-
-    def network_size(self) -> dict[str, Any]:
-        from nasmeta.budget import resolve_budget
-
-        return dict(self.size) if self.size is not None else resolve_budget("default").network_size(self.space)
-
-
-def plan_architectures(space_name: str, n_archs: int, seed: int, explicit: list[str] | None = None) -> list[Any]:
-    """``explicit`` parsed, or ``n_archs`` architectures with distinct ids sampled with ``seed``."""
-    from nasmeta.spaces import get_space
-
-    space = get_space(space_name)
-    if explicit:
-        archs = [space.parse(text) for text in explicit]
-        return list({a.arch_id: a for a in archs}.values())
-    rng = np.random.default_rng(seed)
-    chosen: dict[str, Any] = {}
-    for _ in range(100 * n_archs):
-        arch = space.sample(rng)
-        chosen.setdefault(arch.arch_id, arch)
-        if len(chosen) == n_archs:
-            break
-    if len(chosen) < n_archs:
-        raise ValueError(f"space {space_name!r} gave only {len(chosen)} distinct architectures, {n_archs} asked")
-    return list(chosen.values())
 
 
 @task(name="landmarkers", retries=1, persist_result=False)

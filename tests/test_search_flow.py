@@ -195,3 +195,12 @@ def test_tnas_runs_as_a_search_method_from_a_saved_meta_architecture(prefect_har
     assert row["status"] == "completed" and row["n_evaluations"] == 1 and row["arch"].startswith("|")
     missing = CliRunner().invoke(app, ["search", "target", "--methods", "transfer-tnas", "--no-track", "--json"])
     assert missing.exit_code == 1 and "needs a meta-trained T-NAS model" in missing.output  # the run failed, why
+
+
+def test_one_shot_strategies_read_from_source_equal_the_imported_registry():
+    from nasmeta.oneshot.api import strategy_names
+    from nasmeta.search.registry import methods
+
+    names = ["darts", "enas", "gdas", "pcdarts", "proxyless", "random"]
+    assert strategy_names(imported=False) == strategy_names() == names
+    assert {n for n in methods() if n.startswith("oneshot-")} == {f"oneshot-{s}" for s in strategy_names()}

@@ -94,7 +94,7 @@ def collect_command(
     """
     from pydantic import ValidationError
 
-    from flows.collect import CollectParams, collect
+    from flows.collect_params import CollectParams
 
     try:
         explicit = None
@@ -127,6 +127,8 @@ def collect_command(
         raise
     except (ValueError, ValidationError, OSError, RuntimeError) as error:
         fail(str(error))
+    from flows.collect import collect  # Prefect is imported only once the input is known to be good
+
     try:
         summary = collect(params, task_runner=task_runner, max_workers=workers, address=address)  # type: ignore[arg-type]
     except RuntimeError as error:

@@ -83,12 +83,19 @@ def oneshot(
     from nasmeta.data.tasks import get_task
     from nasmeta.oneshot import strategy_names
     from nasmeta.oneshot.job import run_oneshot_job
+    from nasmeta.spaces import get_space
 
-    known = strategy_names()
-    if method not in known:
-        fail(f"unknown method {method!r}; expected one of {', '.join(known)}")
+    try:
+        spec = get_task(task)
+        if not get_space(space).has_supernet:
+            raise ValueError(f"no one-shot supernet for space {space!r}")
+    except ValueError as err:
+        fail(str(err))
     if order == 2 and method != "darts":
         fail(f"--order 2 applies to darts only, not {method!r}")
+    known = strategy_names(imported=False)
+    if method not in known:
+        fail(f"unknown method {method!r}; expected one of {', '.join(known)}")
     kwargs: dict[str, Any] = {}
     if method == "darts":
         kwargs["order"] = order

@@ -42,8 +42,13 @@ def zeroshot(
 
     from nasmeta.config import DataNotFoundError
     from nasmeta.data.benchmarks import BENCHMARK_SPACES, TabularEvaluator
+    from nasmeta.spaces import get_space
     from nasmeta.zeroshot.search import DEFAULT_PROXIES, Constraints, zero_shot_search
 
+    try:
+        get_space(space)
+    except ValueError as err:
+        fail(str(err))
     names = check_proxies(proxy or list(DEFAULT_PROXIES))
     try:
         constraints = Constraints(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms)

@@ -15,6 +15,7 @@ import importlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,14 +31,24 @@ from nasmeta.spaces import get_space
 from nasmeta.spaces.base import Architecture, SearchSpace
 
 
-def strategy_names() -> list[str]:
-    """Every strategy registered with ``@register_strategy`` in a module of ``nasmeta/oneshot/`` (all imported)."""
+def strategy_names(imported: bool = True) -> list[str]:
+    """Every strategy registered with ``@register_strategy`` in a module of ``nasmeta/oneshot/``.
+
+    ``imported=False`` reads the decorators from the modules' source instead of importing them (the search-method
+    registry lists one-shot methods this way, so that checking a command line does not import every strategy);
+    a test checks that both ways give the same names."""
     import pkgutil
+    import re
 
     import nasmeta.oneshot as package
 
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    modules = [m.name for m in pkgutil.iter_modules(package.__path__)]
+    if not imported:
+        pattern = re.compile(r"""^@register_strategy\(\s*["']([\w-]+)["']\s*\)""", re.M)
+        folder = Path(package.__path__[0])
+        return sorted({n for m in modules for n in pattern.findall((folder / f"{m}.py").read_text())})
+    for name in modules:
+        importlib.import_module(f"{package.__name__}.{name}")
     return registered_strategies()
 
 

@@ -34,7 +34,7 @@ def _register() -> None:
     from nasmeta.oneshot.api import strategy_names, supernet_spaces
 
     spaces = supernet_spaces()
-    for strategy in strategy_names():
+    for strategy in strategy_names(imported=False):
         search_method(f"oneshot-{strategy}", family="one-shot", spaces=spaces, default=strategy in DEFAULT)(
             _method(strategy)
         )
