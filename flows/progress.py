@@ -22,6 +22,13 @@ def _enabled() -> bool:
     return os.environ.get("NASMETA_PROGRESS", "1") not in {"0", "false", "no"}
 
 
+def _line(text: str) -> None:
+    # not print(): inside a Prefect flow run with log_prints=True, print() becomes an INFO log record, which the
+    # usual PREFECT_LOGGING_LEVEL=WARNING drops
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -74,14 +81,14 @@ class Stage:
             total = f"/{self.total}" if self.total else ""
             elapsed = _duration(now - self.start)
             line = f"[{self.name}] {self.done}{total} {self.unit}, {elapsed} elapsed, ETA {self.eta()}"
-            print(line + (f"  {note}" if note else ""), file=sys.stderr, flush=True)
+            _line(line + (f"  {note}" if note else ""))
 
     def close(self) -> float:
         seconds = time.perf_counter() - self.start
         if self._bar is not None:
             self._bar.stop()
         if _enabled():
-            print(f"[{self.name}] done in {_duration(seconds)}", file=sys.stderr, flush=True)
+            _line(f"[{self.name}] done in {_duration(seconds)}")
         return seconds
 
 
@@ -90,7 +97,7 @@ def stage(name: str, total: int | None = None, unit: str = "done") -> Iterator[S
     """Show ``name`` while the block runs (``total`` units of work when known)."""
     label = " > ".join([*_stack, name])
     if _enabled() and total is None and not sys.stderr.isatty():
-        print(f"[{label}] started", file=sys.stderr, flush=True)
+        _line(f"[{label}] started")
     _stack.append(name)
     current = Stage(label, total, unit)
     try:
