@@ -112,3 +112,18 @@ def test_search_is_seeded_and_derives_valid_cells_on_both_spaces() -> None:
     d = oneshot_search("gdas", "darts", task, 1, 8, seed=3, supernet_size={"C": 4, "layers": 3}, device="cpu",
                        variant="snas")  # fmt: skip
     assert all(op != "none" for op, _ in d.best_arch.encoding[0])
+
+
+def test_the_reference_unsampled_term_keeps_the_forward_value_and_adds_gradient() -> None:
+    torch.manual_seed(0)
+    net = NB201Supernet(10, (3, 8, 8), C=4, N=1, alpha_init_std=0.5).double()
+    x, y = torch.randn(8, 3, 8, 8, dtype=torch.float64), torch.randint(0, 10, (8,))
+    grads, outs = [], []
+    for term in (False, True):
+        strategy = Gdas(net, SearchData(x, y, x, y, 10), 8, seed=0, unsampled_term=term)
+        strategy.begin_epoch(2, 4)
+        out = net(x, strategy.sample())  # the same Gumbel draw both times (same seed)
+        outs.append(out)
+        grads.append(torch.autograd.grad(F.cross_entropy(out, y), [net.alpha_cell])[0])
+    assert torch.allclose(outs[0], outs[1], atol=1e-12)  # the added weights are zero-valued
+    assert not torch.allclose(grads[0], grads[1])  # but they pass gradient to the ops not run

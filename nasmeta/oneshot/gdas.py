@@ -14,8 +14,9 @@ Xie et al., "SNAS: Stochastic Neural Architecture Search", ICLR 2019: ``variant=
 relaxed sample ``h`` itself (all ops computed, as DARTS), with the same schedule.  SNAS' resource penalty is not
 implemented.
 
-Deviations: the reference GDAS forward also adds the (zero-valued) soft weights of the ops it does not run, which
-passes a constant ``sum(dL/dout)`` gradient to them; here only the sampled op's term is formed.  In the DARTS
+Deviations: the reference GDAS forward also adds the (zero-valued) straight-through weights of the ops it does not
+run, which passes a ``sum(dL/dout)`` gradient to them; by default only the sampled op's term is formed
+(``unsampled_term=True`` adds the reference's; on NB201 at our budgets both end in parameter-free cells).  In the DARTS
 space GDAS searches both cell types (the paper's GDAS-FRC fixes a hand-designed reduction cell).  Discretisation
 is the space's rule on softmax(alpha) (NB201: strongest non-``none`` op per edge; DARTS: top-2 edges per node).
 """
@@ -46,6 +47,8 @@ class GdasConfig(BaseModel):
     arch_lr: float = Field(3e-4, gt=0)
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(1e-3, ge=0)
+    #: add the (zero-valued) straight-through weights of the ops not run, as the reference GDAS code does
+    unsampled_term: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> GdasConfig:
@@ -108,7 +111,11 @@ class Gdas(Strategy):
             if self.config.variant == "snas":
                 per_cell[t] = tuple(soft.unbind(0))
             else:
-                per_cell[t] = tuple(WeightedOp(int(k), hard[e, k]) for e, k in enumerate(index.tolist()))
+                rest = hard.sum(dim=1) - hard.gather(1, index[:, None]).squeeze(1)  # value 0, gradients of the others
+                per_cell[t] = tuple(
+                    WeightedOp(int(k), hard[e, k], rest[e] if self.config.unsampled_term else None)
+                    for e, k in enumerate(index.tolist())
+                )
         return Choices(per_cell)
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:

@@ -35,12 +35,16 @@ class WeightedOp(EdgeChoice):
     """Only candidate ``index`` runs, scaled by the 0-d tensor ``weight`` (GDAS's hard straight-through sample:
     the value is 1, the gradient reaches the architecture through ``weight``)."""
 
-    def __init__(self, index: int, weight: torch.Tensor) -> None:
+    def __init__(self, index: int, weight: torch.Tensor, rest: torch.Tensor | None = None) -> None:
         self.index = int(index)
         self.weight = weight
+        #: optional 0-d tensor added to the output (value 0): GDAS's reference adds the straight-through weights of
+        #: the ops it does not run, which gives their architecture parameters a gradient too
+        self.rest = rest
 
     def __call__(self, op: MixedOp, x: torch.Tensor) -> torch.Tensor:
-        return self.weight * op.run(self.index, x)
+        out = self.weight * op.run(self.index, x)
+        return out if self.rest is None else out + self.rest
 
 
 #: what a mixed op is told to compute: a weight per candidate (sum), the index of the one op to run, or a
