@@ -30,10 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from nasmeta.evaluators import Evaluation
-from nasmeta.oneshot.loop import Batch, SearchData, Strategy, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, register_strategy
 from nasmeta.oneshot.supernet import Path, Supernet
-from nasmeta.spaces.base import Architecture
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -96,7 +94,7 @@ def unrolled_hypergradient(
 
 
 @register_strategy("darts")
-class Darts(Strategy):
+class Darts(AlphaStrategy):
     """DARTS (first or second order) over a supernet's softmax-relaxed edges."""
 
     def __init__(self, supernet: Supernet, data: SearchData, batch_size: int, seed: int, **kwargs: Any) -> None:
@@ -129,21 +127,6 @@ class Darts(Strategy):
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         return {}
-
-    def op_weights(self) -> dict[str, torch.Tensor]:
-        return {t: w.detach() for t, w in self.supernet.op_weights().items()}
-
-    def summary(self) -> dict[str, float]:
-        """Mean entropy of softmax(alpha) over the edges of all cell types."""
-        rows = torch.cat([w.detach() for w in self.supernet.op_weights().values()])
-        return {"alpha_entropy": float(-(rows * rows.clamp_min(1e-30).log()).sum(dim=1).mean())}
-
-    def current_arch(self) -> Architecture:
-        return self.supernet.derive()
-
-    def finish(self) -> tuple[Architecture, list[Evaluation], dict[str, Any]]:
-        alphas = {t: a.detach().cpu().tolist() for t, a in self.supernet.alphas().items()}
-        return self.supernet.derive(), [], {"alphas": alphas}
 
     def state(self) -> dict[str, Any]:
         return {"order": self.config.order, **self.config.model_dump(exclude={"order"})}

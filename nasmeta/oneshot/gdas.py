@@ -29,11 +29,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.nn import functional as F
 
-from nasmeta.evaluators import Evaluation
-from nasmeta.oneshot.loop import Batch, SearchData, Strategy, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, register_strategy
 from nasmeta.oneshot.mixed_ops import WeightedOp
 from nasmeta.oneshot.supernet import Choices, Path, Supernet
-from nasmeta.spaces.base import Architecture
 
 
 class GdasConfig(BaseModel):
@@ -83,7 +81,7 @@ def gumbel_softmax_sample(
 
 
 @register_strategy("gdas")
-class Gdas(Strategy):
+class Gdas(AlphaStrategy):
     """GDAS (or SNAS with ``variant="snas"``) over a supernet's edges (module docstring)."""
 
     def __init__(self, supernet: Supernet, data: SearchData, batch_size: int, seed: int, **kwargs: Any) -> None:
@@ -137,20 +135,8 @@ class Gdas(Strategy):
     def end_epoch(self, epoch: int) -> dict[str, float]:
         return {"tau": self.tau}
 
-    def op_weights(self) -> dict[str, torch.Tensor]:
-        return {t: w.detach() for t, w in self.supernet.op_weights().items()}
-
-    def summary(self) -> dict[str, float]:
-        """Mean entropy of softmax(alpha) over the edges of all cell types."""
-        rows = torch.cat([w.detach() for w in self.supernet.op_weights().values()])
-        return {"alpha_entropy": float(-(rows * rows.clamp_min(1e-30).log()).sum(dim=1).mean())}
-
-    def current_arch(self) -> Architecture:
-        return self.supernet.derive()
-
-    def finish(self) -> tuple[Architecture, list[Evaluation], dict[str, Any]]:
-        alphas = {t: a.detach().cpu().tolist() for t, a in self.supernet.alphas().items()}
-        return self.supernet.derive(), [], {"alphas": alphas, "final_tau": self.tau}
+    def finish_extra(self) -> dict[str, Any]:
+        return {"final_tau": self.tau}
 
     def state(self) -> dict[str, Any]:
         return self.config.model_dump()

@@ -227,6 +227,33 @@ class Strategy(abc.ABC):
         """Method-specific settings for ``SearchResult.extra``."""
 
 
+class AlphaStrategy(Strategy):
+    """What the strategies that keep architecture parameters alpha (DARTS, PC-DARTS, ProxylessNAS, GDAS) share:
+    op weights = softmax(alpha), the trace's alpha entropy, the derived architecture, the final alphas."""
+
+    def op_weights(self) -> dict[str, torch.Tensor]:
+        return {t: w.detach() for t, w in self.supernet.op_weights().items()}
+
+    def alpha_entropy(self) -> float:
+        rows = torch.cat([w.detach() for w in self.supernet.op_weights().values()])
+        return float(-(rows * rows.clamp_min(1e-30).log()).sum(dim=1).mean())
+
+    def summary(self) -> dict[str, float]:
+        """Mean entropy of softmax(alpha) over the edges of all cell types."""
+        return {"alpha_entropy": self.alpha_entropy()}
+
+    def current_arch(self) -> Architecture:
+        return self.supernet.derive()
+
+    def finish_extra(self) -> dict[str, Any]:
+        """Method-specific extras of :meth:`finish` besides the final alphas."""
+        return {}
+
+    def finish(self) -> tuple[Architecture, list[Evaluation], dict[str, Any]]:
+        alphas = {t: a.detach().cpu().tolist() for t, a in self.supernet.alphas().items()}
+        return self.current_arch(), [], {"alphas": alphas, **self.finish_extra()}
+
+
 _REGISTRY: dict[str, type[Strategy]] = {}
 
 

@@ -27,8 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from nasmeta.evaluators import Evaluation
-from nasmeta.oneshot.loop import Batch, SearchData, Strategy, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, register_strategy
 from nasmeta.oneshot.mixed_ops import Choice, EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import Choices, Supernet
 from nasmeta.spaces.base import Architecture
@@ -107,7 +106,7 @@ class PartialChoice(EdgeChoice):
 
 
 @register_strategy("pcdarts")
-class PcDarts(Strategy):
+class PcDarts(AlphaStrategy):
     """PC-DARTS over a supernet whose mixed ops it makes partial (module docstring)."""
 
     def __init__(self, supernet: Supernet, data: SearchData, batch_size: int, seed: int, **kwargs: Any) -> None:
@@ -173,14 +172,6 @@ class PcDarts(Strategy):
     def end_epoch(self, epoch: int) -> dict[str, float]:
         return {"arch_updates": float(epoch > self.warmup)}
 
-    def op_weights(self) -> dict[str, torch.Tensor]:
-        return {t: w.detach() for t, w in self.supernet.op_weights().items()}
-
-    def summary(self) -> dict[str, float]:
-        """Mean entropy of softmax(alpha) over the edges of all cell types."""
-        rows = torch.cat([w.detach() for w in self.supernet.op_weights().values()])
-        return {"alpha_entropy": float(-(rows * rows.clamp_min(1e-30).log()).sum(dim=1).mean())}
-
     def derive_weights(self) -> dict[str, torch.Tensor]:
         """``softmax(alpha) * softmax(beta)`` per edge: what the derivation ranks (PC-DARTS' genotype)."""
         ops, edges = self.supernet.op_weights(), self.edge_weights()
@@ -189,10 +180,9 @@ class PcDarts(Strategy):
     def current_arch(self) -> Architecture:
         return self.supernet.derive(self.derive_weights())
 
-    def finish(self) -> tuple[Architecture, list[Evaluation], dict[str, Any]]:
-        alphas = {t: a.detach().cpu().tolist() for t, a in self.supernet.alphas().items()}
+    def finish_extra(self) -> dict[str, Any]:
         betas = {t: b.detach().cpu().tolist() for t, b in self.betas.items()}
-        return self.current_arch(), [], {"alphas": alphas, "betas": betas, "warmup_epochs": self.warmup}
+        return {"betas": betas, "warmup_epochs": self.warmup}
 
     def state(self) -> dict[str, Any]:
         return self.config.model_dump()

@@ -41,12 +41,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
-from nasmeta.evaluators import Evaluation
 from nasmeta.oneshot.latency import LatencyTable, measure_latency_table
-from nasmeta.oneshot.loop import Batch, SearchData, Strategy, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, register_strategy
 from nasmeta.oneshot.mixed_ops import EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import Choices, Path, Supernet
-from nasmeta.spaces.base import Architecture
 from nasmeta.spaces.ops import Noise
 
 #: published share of warm-up in the whole search (40 warm-up + 120 search epochs)
@@ -126,7 +124,7 @@ class BinaryGate(EdgeChoice):
 
 
 @register_strategy("proxyless")
-class ProxylessNas(Strategy):
+class ProxylessNas(AlphaStrategy):
     """ProxylessNAS over a supernet's edges (module docstring).  ``latency_table``: a table measured before (by
     :func:`~nasmeta.oneshot.latency.measure_latency_table`) to reuse instead of measuring one."""
 
@@ -256,29 +254,20 @@ class ProxylessNas(Strategy):
     def end_epoch(self, epoch: int) -> dict[str, float]:
         return {"arch_ce": self.last_ce, "latency_factor": self.last_factor}
 
-    def op_weights(self) -> dict[str, torch.Tensor]:
-        return {t: w.detach() for t, w in self.supernet.op_weights().items()}
-
     def summary(self) -> dict[str, float]:
         """Entropy of softmax(alpha); with a latency table, the expected and the derived cell's predicted latency."""
-        rows = torch.cat([w.detach() for w in self.supernet.op_weights().values()])
-        out = {"alpha_entropy": float(-(rows * rows.clamp_min(1e-30).log()).sum(dim=1).mean())}
+        out = {"alpha_entropy": self.alpha_entropy()}
         if self.table is not None:
             with torch.no_grad():
                 out["expected_latency_ms"] = float(self.expected_latency())  # type: ignore[arg-type]
             out["arch_latency_ms"] = self.table.arch_ms(self.supernet, self.supernet.derive())
         return out
 
-    def current_arch(self) -> Architecture:
-        return self.supernet.derive()
-
-    def finish(self) -> tuple[Architecture, list[Evaluation], dict[str, Any]]:
+    def finish_extra(self) -> dict[str, Any]:
+        if self.table is None:
+            return {}
         arch = self.supernet.derive()
-        extra: dict[str, Any] = {"alphas": {t: a.detach().cpu().tolist() for t, a in self.supernet.alphas().items()}}
-        if self.table is not None:
-            extra["latency_table"] = self.table.to_dict()
-            extra["predicted_latency_ms"] = self.table.arch_ms(self.supernet, arch)
-        return arch, [], extra
+        return {"latency_table": self.table.to_dict(), "predicted_latency_ms": self.table.arch_ms(self.supernet, arch)}
 
     def state(self) -> dict[str, Any]:
         return self.config.model_dump()
