@@ -252,7 +252,7 @@ def retrain_winner(
     winner: dict[str, Any], task_name: str, space: str, budget: dict[str, Any], seed: int, out_dir: str, parent: Any
 ) -> dict[str, Any]:
     """Train the winning architecture from scratch for ``retrain_epochs`` and export it."""
-    from nasmeta.oneshot.export import export_model
+    from nasmeta.export import export_model
     from nasmeta.spaces import Architecture
     from nasmeta.training import train_architecture
 

@@ -519,7 +519,7 @@ def train_architecture(
         config = config.with_(seed=seed)
     start = time.perf_counter()
     try:
-        data = _load_task(task)
+        data = load_task(task)
         model = build_model(arch, data, size or {}, config.seed)
         result = train(model, data, config, reporter)
     except Exception as exc:  # a bad run is returned as failed, never raised
@@ -528,7 +528,8 @@ def train_architecture(
     return TrainedArchitecture(model, result, evaluation_of(arch, result))
 
 
-def _load_task(task: Any) -> TaskData:
+def load_task(task: Any) -> TaskData:
+    """A task given by name, ``TaskSpec`` or already-loaded ``TaskData``, as ``TaskData``."""
     from nasmeta.data.tasks import TaskSpec, resolve_task
 
     if isinstance(task, TaskData):
@@ -572,7 +573,7 @@ class TrainingEvaluator(Evaluator):
     @property
     def task(self) -> TaskData:
         if self._task is None:
-            self._task = _load_task(self._task_arg)
+            self._task = load_task(self._task_arg)
         return self._task
 
     def evaluate(self, arch: Architecture, epochs: int | None = None, seed: int = 0) -> Evaluation:

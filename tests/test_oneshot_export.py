@@ -13,7 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nasmeta.oneshot.export import export_model, load_model
+from nasmeta.export import export_model, load_model
 from nasmeta.spaces import get_space
 
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|"

@@ -53,7 +53,7 @@ def export(
     """
     import torch
 
-    from nasmeta.oneshot.export import FORMAT, export_model
+    from nasmeta.export import FORMAT, export_model
     from nasmeta.spaces import get_space
 
     arch, build = _read_arch_json(arch_json)

@@ -1,6 +1,5 @@
-"""The one-shot entry points: ``oneshot_search`` runs a strategy over a supernet and returns a ``SearchResult``;
-``retrain`` trains the found architecture from scratch with :func:`nasmeta.training.train`; ``with_retrain``
-puts the retraining outcome into the search result.
+"""The one-shot entry point: ``oneshot_search`` runs a strategy over a supernet and returns a ``SearchResult``
+(retraining the found architecture is :mod:`nasmeta.retrain`, shared by every search).
 
 Strategies: every ``@register_strategy`` class of a module in ``nasmeta/oneshot/``: ``darts`` (first / second
 order, ``order=1|2``), ``enas``, ``random`` (random-sampling one-shot), ``pcdarts`` (partial channels),
@@ -14,21 +13,18 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from nasmeta.data.types import TaskData
-from nasmeta.evaluators import Evaluation
 from nasmeta.oneshot.loop import SearchData, WeightConfig, registered_strategies, run_search, strategy_class
 from nasmeta.oneshot.supernet import Supernet
-from nasmeta.reporting import CallbackReporter, Reporter, ShouldStop
+from nasmeta.reporting import Reporter, ShouldStop
 from nasmeta.search_result import SearchResult
 from nasmeta.spaces import get_space
-from nasmeta.spaces.base import Architecture, SearchSpace
+from nasmeta.spaces.base import SearchSpace
 
 
 def strategy_names(imported: bool = True) -> list[str]:
@@ -152,60 +148,4 @@ def oneshot_search(
             "choose_seconds": choose_seconds,
             **extra,
         },
-    )
-
-
-@dataclass
-class Retrained:
-    """A retrained architecture: the trained model, the trainer's result and the matching ``Evaluation``."""
-
-    model: nn.Module
-    result: Any  # nasmeta.training.TrainResult
-    evaluation: Evaluation
-    build: dict[str, Any]
-
-
-def retrain(
-    arch: Architecture,
-    task: TaskData | str,
-    epochs: int,
-    seed: int = 0,
-    reporter: Reporter | None = None,
-    config: Any = None,
-    **size: Any,
-) -> Retrained:
-    """Build ``arch`` (``size`` goes to ``space.build``) and train it from scratch for ``epochs`` epochs, through
-    the one training path (:func:`nasmeta.training.train_architecture`).
-
-    ``config`` is a :class:`nasmeta.training.TrainConfig` (default recipe) whose epochs and seed are replaced.
-    Reports go to ``reporter`` as ``retrain_<metric>`` with ``step = epoch``; a build error raises ``ValueError``.
-    """
-    from nasmeta.training import TrainConfig, train_architecture
-
-    data = _task(task)
-    config = (config or TrainConfig()).with_(epochs=epochs, seed=seed)
-    prefixed = None
-    if reporter is not None:
-        prefixed = CallbackReporter(lambda step, m: reporter.report(step, **{f"retrain_{k}": v for k, v in m.items()}))
-    trained = train_architecture(arch, data, config, size=size, reporter=prefixed)
-    if trained.model is None:
-        raise ValueError(f"cannot retrain {arch}: {trained.result.error}")
-    evaluation = replace(trained.evaluation, extra={**trained.evaluation.extra, "estimator": "retrain"})
-    build = {"num_classes": data.num_classes, "input_shape": list(data.input_shape), "size": dict(size)}
-    return Retrained(trained.model, trained.result, evaluation, build)
-
-
-def with_retrain(result: SearchResult, retrained: Retrained) -> SearchResult:
-    """``result`` with the retrained accuracies as ``best_val_acc`` / ``best_test_acc``, the retraining appended
-    to ``history`` and its summary in ``extra["retrain"]``; ``cost_seconds`` includes the retraining."""
-    ev = retrained.evaluation
-    summary = {k: v for k, v in retrained.result.to_dict().items() if k != "curve"}
-    return replace(
-        result,
-        best_val_acc=ev.val_acc,
-        best_test_acc=ev.test_acc,
-        history=[*result.history, ev],
-        n_evaluations=result.n_evaluations + 1,
-        cost_seconds=result.cost_seconds + ev.cost_seconds,
-        extra={**result.extra, "retrain": {**summary, "build": retrained.build}},
     )

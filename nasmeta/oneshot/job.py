@@ -17,8 +17,8 @@ from nasmeta.search_result import SearchResult
 class OneshotJob:
     result: SearchResult
     looked_up: tuple[str, float] | None = None
-    retrained: Any = None  # nasmeta.oneshot.api.Retrained
-    files: Any = None  # nasmeta.oneshot.export.ExportedFiles
+    retrained: Any = None  # nasmeta.retrain.Retrained
+    files: Any = None  # nasmeta.export.ExportedFiles
 
 
 def table_accuracy(space: str, task: Any, arch: Any) -> tuple[str, float] | None:
@@ -58,7 +58,8 @@ def run_oneshot_job(
 ) -> OneshotJob:
     """Search, look up, retrain (``retrain_epochs > 0``, network size ``retrain_size``, default the supernet's),
     and write the outputs to ``out`` (when given)."""
-    from nasmeta.oneshot.api import oneshot_search, retrain, with_retrain
+    from nasmeta.oneshot.api import oneshot_search
+    from nasmeta.retrain import retrain, with_retrain
 
     size = dict(supernet_size or {})
     result = oneshot_search(
@@ -75,7 +76,7 @@ def run_oneshot_job(
 
 def write_outputs(out: Path, job: OneshotJob) -> Any:
     """``arch.json``, ``trace.json``, op-weight / curve / cell plots, and the exported retrained model."""
-    from nasmeta.oneshot.export import export_model
+    from nasmeta.export import export_model
     from nasmeta.oneshot.plots import draw_cell, plot_op_weights, plot_search_curves
 
     result, retrained, looked_up = job.result, job.retrained, job.looked_up
