@@ -67,6 +67,14 @@ def task_row(spec: Any, data: Any) -> dict[str, Any]:
     }
 
 
+def budget_label(budget: Any) -> str:
+    """The name of a budget given as a preset name, a mapping or a ``Budget`` (flow-run names, tags)."""
+    if isinstance(budget, str):
+        return budget
+    name = getattr(budget, "name", None) or (budget or {}).get("name")
+    return name or "custom"
+
+
 def tracking_enabled(track: bool) -> bool:
     """MLflow tracking can be switched off per call or globally with ``NASMETA_TRACKING=0``."""
     return track and os.environ.get("NASMETA_TRACKING", "1") not in {"0", "false", "no"}

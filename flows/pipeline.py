@@ -26,9 +26,9 @@ def _flow_run_name() -> str:
     from prefect.runtime import flow_run
 
     p = flow_run.parameters
-    budget = p.get("budget")
-    label = budget if isinstance(budget, str) else getattr(budget, "name", None) or (budget or {}).get("name", "custom")
-    return f"pipeline {p.get('target')} ({p.get('space')}, {label})"
+    from flows.common import budget_label
+
+    return f"pipeline {p.get('target')} ({p.get('space')}, {budget_label(p.get('budget'))})"
 
 
 @flow(name="pipeline", log_prints=True, flow_run_name=_flow_run_name)

@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import (
+    budget_label,
     open_store,
     preflight,
     provenance_tags,
@@ -309,9 +310,7 @@ def _flow_run_name() -> str:
     from prefect.runtime import flow_run
 
     p = flow_run.parameters
-    budget = p.get("budget")
-    label = budget if isinstance(budget, str) else getattr(budget, "name", None) or (budget or {}).get("name", "custom")
-    return f"search {p.get('task')} ({p.get('space')}, {label})"
+    return f"search {p.get('task')} ({p.get('space')}, {budget_label(p.get('budget'))})"
 
 
 # one method at a time: each already uses every CPU core, and a shared global RNG keeps runs reproducible

@@ -22,6 +22,13 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def failed_run(error: BaseException) -> NoReturn:
+    """A run that failed (not bad input): ``error: ...`` on one line, exit code 1; the reasons per run are in the
+    store and MLflow."""
+    typer.echo(f"error: {' '.join(str(error).split())[:600]}", err=True)
+    raise typer.Exit(1)
+
+
 def csv_list(text: str | None, option: str = "the list") -> list[str] | None:
     """``"a, b,c"`` -> ``["a", "b", "c"]`` (None for None); an empty list is an error naming ``option``."""
     if text is None:

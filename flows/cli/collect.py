@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._app import app
-from flows.cli._common import csv_list, fail, parse_sizes
+from flows.cli._common import csv_list, fail, failed_run, parse_sizes
 
 
 def _int(text: str, option: str) -> int:
@@ -132,8 +132,7 @@ def collect_command(
     try:
         summary = collect(params, task_runner=task_runner, max_workers=workers, address=address)  # type: ignore[arg-type]
     except RuntimeError as error:
-        typer.echo(f"error: {' '.join(str(error).split())[:400]}", err=True)
-        raise typer.Exit(1) from None
+        failed_run(error)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=2, default=str))
     if summary["failures"]:
         typer.echo(f"{len(summary['failures'])} run(s) failed:", err=True)

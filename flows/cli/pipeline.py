@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._app import app, search_app
-from flows.cli._common import csv_list, fail, resolve_budget_options
+from flows.cli._common import csv_list, fail, failed_run, resolve_budget_options
 
 METHODS_HELP = (
     "Comma-separated search methods (default: every default method that supports the space). A method that trains "
@@ -34,12 +34,6 @@ def _checked(space: str, methods: str | None, tasks: list[str]) -> list[str] | N
         return check_methods(names, space) if names else None
     except (ValueError, DataNotFoundError) as error:
         fail(str(error))
-
-
-def _failed(error: Exception) -> None:
-    """A run that failed (not bad input): one line, exit code 1; the reasons are in the store and MLflow."""
-    typer.echo(f"error: {' '.join(str(error).split())[:600]}", err=True)
-    raise typer.Exit(1)
 
 
 def _components(items: list[str] | None) -> dict[str, str]:
@@ -125,7 +119,7 @@ def pipeline_command(
     except ValueError as error:
         fail(str(error))
     except RuntimeError as error:
-        _failed(error)
+        failed_run(error)
     _print_json(as_json, summary)
     from nasmeta import config
 
@@ -175,7 +169,7 @@ def search_target_command(
     except ValueError as error:
         fail(str(error))
     except RuntimeError as error:
-        _failed(error)
+        failed_run(error)
     _print_json(as_json, {k: v for k, v in outcome.items() if k != "rows"})
 
 

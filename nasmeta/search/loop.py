@@ -97,7 +97,7 @@ def run_search(
         _drive(trial, scheduler, completed, T, task_id)
         if trial.status == "paused":
             emit(trial, "paused")
-            recorder._eval_wall += time.perf_counter() - wall
+            recorder.add_evaluation_time(time.perf_counter() - wall)
             continue
         _end(trial, trial.status, recorder, searcher, scheduler, time.perf_counter() - wall)
         if trial.status == "completed":

@@ -59,6 +59,10 @@ class SearchRecorder:
         evaluation = self.evaluator.evaluate(arch, epochs, seed)
         return self.record(evaluation, time.perf_counter() - start)
 
+    def add_evaluation_time(self, wall_seconds: float) -> None:
+        """Wall time spent inside the evaluator for work not yet recorded (a trial paused at a rung)."""
+        self._eval_wall += wall_seconds
+
     def record(self, evaluation: Evaluation, wall_seconds: float = 0.0, order: int | None = None) -> Evaluation:
         """Record one finished evaluation; ``order`` (e.g. the trial's start index) breaks ties between equally
         good completed evaluations (lower first; default: the order of recording)."""
