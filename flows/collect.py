@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.collect_params import CollectParams, plan_architectures
+from flows.collect_params import CollectParams, plan_architectures, search_proposals
 from flows.common import (
     TaskRunnerName,
     make_task_runner,
@@ -184,6 +184,9 @@ def collect_metadata(
     arch_seed: int = 0,
     epochs: int = 3,
     seeds: list[int] | None = None,
+    repeat_seeds: list[int] | None = None,
+    repeat_archs: int = 0,
+    search_archs: int = 0,
     train: dict[str, Any] | None = None,
     size: dict[str, Any] | None = None,
     samples_per_class: int | None = None,
@@ -194,6 +197,7 @@ def collect_metadata(
     task_runner: TaskRunnerName = "threads",
     workers: int = 1,
     address: str | None = None,
+    collection: str | None = None,
 ) -> dict[str, Any]:
     """Collect landmarkers and learning curves for every (task, architecture, seed); returns a summary.
 
@@ -210,6 +214,9 @@ def collect_metadata(
         "arch_seed": arch_seed,
         "epochs": epochs,
         "seeds": seeds,
+        "repeat_seeds": repeat_seeds,
+        "repeat_archs": repeat_archs,
+        "search_archs": search_archs,
         "train": train,
         "size": size,
         "samples_per_class": samples_per_class,
@@ -217,6 +224,7 @@ def collect_metadata(
         "landmarker_seeds": landmarker_seeds,
         "store": store,
         "track": track,
+        "collection": collection,
     }
     params = CollectParams(**{k: v for k, v in given.items() if v is not None})
     if task_runner == "threads" and workers == 1 and address is None:
@@ -254,19 +262,32 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
                 task_ids[name] = resolve_task_spec(name, params.samples_per_class).task_id
 
     done = store.completed_run_ids()
-    planned, todo = [], []
-    for name in params.tasks:
-        for arch in archs:
-            for seed in params.seeds:
-                rid = make_run_id(task_ids[name], arch.arch_id, seed, config.config_hash())
-                planned.append(rid)
-                if rid not in done:
-                    todo.append((name, arch, seed))
+    planned: list[str] = []
+
+    def plan(runs: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]]:
+        """The runs of ``runs`` the store lacks (all are counted as planned)."""
+        todo = []
+        for name, arch, seed in runs:
+            rid = make_run_id(task_ids[name], arch.arch_id, seed, config.config_hash())
+            planned.append(rid)
+            if rid not in done:
+                todo.append((name, arch, seed))
+        return todo
+
+    todo = plan(
+        [
+            (name, arch, seed)
+            for name in params.tasks
+            for i, arch in enumerate(archs)
+            for seed in params.seeds + (params.repeat_seeds if i < params.repeat_archs else [])
+        ]
+    )
     logger.info(
-        "collect: %d runs planned, %d already in the store, %d to train",
+        "collect: %d runs planned, %d already in the store, %d to train%s",
         len(planned),
         len(planned) - len(todo),
         len(todo),
+        f" (then {params.search_archs} searched cells per task)" if params.search_archs else "",
     )
 
     summary: dict[str, Any] = {
@@ -280,9 +301,10 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
         "landmarker_failures": landmarker_failures,
         "task_ids": task_ids,
         "store": store_root,
+        "planned_before_search": len(planned),
     }
 
-    def submit_all(parent: Any) -> None:
+    def submit(runs: list[tuple[str, Any, int]], parent: Any, label: str) -> None:
         futures = [
             train_run.submit(
                 name,
@@ -294,13 +316,21 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
                 store_root,
                 parent,
             )
-            for name, arch, seed in todo
+            for name, arch, seed in runs
         ]
-        with stage("collect", total=len(futures), unit="training runs") as shown:
+        with stage(label, total=len(futures), unit="training runs") as shown:
             for future in futures:
                 outcome = future.result()
                 shown.advance(f"{outcome['status']} {outcome['run_id']}")
                 _count(outcome)
+
+    def submit_all(parent: Any) -> None:
+        submit(todo, parent, "collect")
+        if params.search_archs:
+            searched = plan(_searched_runs(params, store, task_ids, archs, config.config_hash()))
+            summary["planned"] = len(planned)
+            summary["skipped"] += len(planned) - summary["planned_before_search"] - len(searched)
+            submit(searched, parent, "collect (searched cells)")
 
     def _count(outcome: dict[str, Any]) -> None:
         if outcome["status"] == "skipped":  # another collector holds or finished it
@@ -317,7 +347,10 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
         tracking.configure()
         run_params = params.model_dump(mode="json", exclude={"store"})
         with tracking.parent_run(
-            EXPERIMENT, run_name=f"collect-{params.space}", tags={"space": params.space}, params=run_params
+            EXPERIMENT,
+            run_name=f"collect-{params.collection or params.space}",
+            tags={"space": params.space, **({"collection": params.collection} if params.collection else {})},
+            params=run_params,
         ) as parent:
             submit_all(parent)
             parent.log_metrics(
@@ -335,7 +368,35 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
         raise RuntimeError(
             f"every one of the {summary['trained']} training runs failed; first: {summary['failures'][0]['error']}"
         )
+    summary.pop("planned_before_search")
     return summary
+
+
+def _searched_runs(
+    params: CollectParams, store: Any, task_ids: dict[str, str], archs: list[Any], config_hash: str
+) -> list[tuple[str, Any, int]]:
+    """Per task, ``search_archs`` cells mutated from its best planned cells (first seed's final validation
+    accuracy); only the planned cells' runs rank, so a rerun proposes the same cells whatever else is stored."""
+    import zlib
+
+    by_id = {a.arch_id: a for a in archs}
+    seed = params.seeds[0]
+    runs = []
+    for name in params.tasks:
+        rows = store.read("runs", task_id=task_ids[name]).to_pylist()
+        scored = {
+            r["arch_id"]: r["final_val_acc"]
+            for r in rows
+            if r["status"] == "completed"
+            and r["seed"] == seed
+            and r["config_hash"] == config_hash
+            and r["arch_id"] in by_id
+        }
+        ranked = [by_id[a] for a in sorted(scored, key=lambda a: (-scored[a], a))]
+        proposal_seed = [params.arch_seed, zlib.crc32(task_ids[name].encode())]
+        for arch in search_proposals(params.space, ranked, set(by_id), params.search_archs, proposal_seed):
+            runs.append((name, arch, seed))
+    return runs
 
 
 @flow(name="collect-metadata-runs", log_prints=True)

@@ -21,6 +21,11 @@ class CollectParams(BaseModel):
     arch_seed: int = 0
     epochs: int = Field(3, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    #: the first ``repeat_archs`` planned cells are also trained with each of these seeds (seed noise)
+    repeat_seeds: list[int] = Field(default_factory=list)
+    repeat_archs: int = Field(0, ge=0)
+    #: per task, this many more cells proposed by mutating the task's best planned cells once they are trained
+    search_archs: int = Field(0, ge=0)
     train: dict[str, Any] = Field(default_factory=dict)
     #: network size for ``space.build``; None: the default budget's size for the space (``nasmeta.budget``)
     size: dict[str, Any] | None = None
@@ -29,6 +34,8 @@ class CollectParams(BaseModel):
     landmarker_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     store: str | None = None
     track: bool = True
+    #: the named collection these parameters come from (``nasmeta.data.collections``), a label in MLflow
+    collection: str | None = None
 
     @field_validator("space")
     @classmethod
@@ -46,6 +53,13 @@ class CollectParams(BaseModel):
         for name in value:
             get_task(name)
         return value
+
+    @classmethod
+    def from_collection(cls, name: str, **changes: Any) -> CollectParams:
+        """The plan of a named collection (``nasmeta.data.collections``), with ``changes`` (e.g. ``store``)."""
+        from nasmeta.data.collections import collection_plan
+
+        return cls(**{**collection_plan(name), "collection": name, **changes})
 
     def train_config(self) -> Any:
         from nasmeta.training import TrainConfig
@@ -76,3 +90,26 @@ def plan_architectures(space_name: str, n_archs: int, seed: int, explicit: list[
     if len(chosen) < n_archs:
         raise ValueError(f"space {space_name!r} gave only {len(chosen)} distinct architectures, {n_archs} asked")
     return list(chosen.values())
+
+
+def search_proposals(
+    space_name: str, ranked: list[Any], exclude: set[str], n: int, seed: int, top: int = 5
+) -> list[Any]:
+    """``n`` new cells for one task: mutations of its ``top`` best cells (``ranked`` best first), taken in turn,
+    none of them in ``exclude`` (ids) — one generation of a local search around what did well on that task."""
+    from nasmeta.spaces import get_space
+
+    space = get_space(space_name)
+    parents = ranked[:top]
+    if not parents or n == 0:
+        return []
+    rng = np.random.default_rng(seed)
+    seen, chosen = set(exclude), []
+    for attempt in range(100 * n):
+        child = space.mutate(parents[attempt % len(parents)], rng)
+        if child.arch_id not in seen:
+            seen.add(child.arch_id)
+            chosen.append(child)
+            if len(chosen) == n:
+                break
+    return chosen

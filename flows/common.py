@@ -10,6 +10,7 @@ from nasmeta import config
 
 TaskRunnerName = Literal["threads", "dask"]
 
+
 def open_store(root: str | None = None) -> MetadataStore:
     """The store at ``root`` (default ``$NASMETA_HOME/store``); a root that is a file raises ``ValueError``."""
     return MetadataStore(root or config.default_store_root())
@@ -139,9 +140,7 @@ def preflight(store_root: str | None, track: bool) -> None:
         tracking.check_tracking_uri()
 
 
-def tracked_command(
-    experiment: str, run_name: str, tags: dict[str, Any], params: dict[str, Any], track: bool
-) -> Any:
+def tracked_command(experiment: str, run_name: str, tags: dict[str, Any], params: dict[str, Any], track: bool) -> Any:
     """A context manager giving the MLflow run a command logs to (None with ``--no-track`` or
     ``NASMETA_TRACKING=0``); the tracking URI is checked first, and the run carries the provenance tags."""
     import contextlib

@@ -82,6 +82,8 @@ class LodoParameters(BaseModel):
     log_models: bool = True
     #: a results CSV of an earlier, interrupted run: its finished (task, method, seed) rows are reused
     resume: str | None = None
+    #: replay one run per (task, cell): the lowest seed's (collections that repeat some cells with more seeds)
+    lowest_seed: bool = False
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -303,13 +305,15 @@ def lodo_fold(
     rows go to ``sink`` (a ``CsvRows``) as they finish; keys of ``done`` are reused.  A method that fails on this
     fold gives failed rows and a FAILED MLflow run, and the other methods go on.  Returns one row per (method,
     seed)."""
+    from metadata_store.dataset import lowest_seed_view
     from nasmeta.evaluation.lodo import combine_hooks, replay_lodo
 
     store = open_store(params.store)
     spec = {name: params.method_params.get(name, {}) for name in params.methods}
+    meta = lowest_seed_view(store.meta()) if params.lowest_seed else store.meta()
     with FoldTracking(params, parent, store) as tracked:
         rows = replay_lodo(
-            store.meta(),
+            meta,
             spec,
             seeds=params.seeds,
             n_runs=params.n_runs,
@@ -341,6 +345,7 @@ def lodo_evaluation(
     write_searches: bool = True,
     log_models: bool = True,
     resume: str | None = None,
+    lowest_seed: bool = False,
 ) -> Any:
     """Leave-one-dataset-out replay of early-termination ``methods`` over the store's tasks; returns the results
     DataFrame (one row per task, method, seed) and writes the tables and plot to ``out``.  ``out/lodo_runs.csv``
@@ -364,6 +369,7 @@ def lodo_evaluation(
         write_searches=write_searches,
         log_models=log_models,
         resume=resume,
+        lowest_seed=lowest_seed,
     )
     meta = open_store(params.store).meta()
     # by default every task that has runs to replay; tasks of the store without completed runs are skipped

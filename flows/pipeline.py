@@ -2,9 +2,16 @@
 target task with zero-shot, one-shot, transfer-guided and black-box methods side by side -> retrain the winner ->
 a comparison table (console, the store's ``searches`` table, MLflow).
 
-The ``default`` budget runs on the embedded default (scikit-learn digits-derived tasks, CPU, sqlite MLflow,
-Prefect's ephemeral API) in minutes on two cores; ``paper`` and explicit parameters scale it to MNIST / CIFAR-10 /
-torchvision datasets on GPU workers.  The target task is always held out of the transfer components' training.
+Metadata: by default the shipped collection ``nasmeta-meta-v1`` (13 tasks x 128+ NB201 cells x 12 epochs,
+``metadata_store/collections/``) is imported into the store instead of collecting (``metadata``); its tasks other
+than the target are the sources, and the target's searches use the collection's training recipe (batch size,
+learning rate) and network size, so new evaluations are comparable with what the components learned from.  With
+``sources`` given, or a space the collection does not cover, the sources are collected afresh as before.
+
+The ``default`` budget runs on the embedded default (the target ``meta-digits-noisy`` is built from
+scikit-learn's digits; CPU, sqlite MLflow, Prefect's ephemeral API) in minutes on two cores; ``paper`` and explicit
+parameters scale it to MNIST / CIFAR-10 / torchvision datasets on GPU workers.  The target task is always held out
+of the transfer components' training.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.collect import collect_metadata
-from flows.defaults import DEFAULT_SOURCES, DEFAULT_TARGET
+from flows.defaults import DEFAULT_METADATA, DEFAULT_SOURCES, DEFAULT_TARGET
 from flows.progress import stage
 from flows.search import search_target
 from flows.transfer import train_transfer
@@ -41,6 +48,7 @@ def pipeline(
     seed: int = 0,
     store: str | None = None,
     track: bool = True,
+    metadata: str | None = DEFAULT_METADATA,
 ) -> dict[str, Any]:
     """The end-to-end job; returns the stage summaries and the comparison table."""
     from flows.common import preflight, resolve_task_spec
@@ -49,6 +57,10 @@ def pipeline(
 
     logger = get_run_logger()
     budget_obj = resolve_budget(budget)
+    plan = _shipped_plan(metadata, space) if sources is None else None
+    if plan is not None:
+        budget_obj = _with_collection_recipe(budget_obj, plan, space)
+        sources = [t for t in plan["tasks"] if t != target]
     sources = list(sources or DEFAULT_SOURCES)
     # everything a user can get wrong is checked before the first run trains
     get_space(space)
@@ -59,19 +71,22 @@ def pipeline(
     methods = check_methods(methods, space)
     preflight(store, track)
 
-    collected = collect_metadata(
-        tasks=sources,
-        space=space,
-        n_archs=budget_obj.n_archs,
-        epochs=budget_obj.collect_epochs,
-        seeds=[seed],
-        train=dict(budget_obj.train),
-        size=budget_obj.network_size(space),
-        samples_per_class=budget_obj.samples_per_class,
-        landmarker_seeds=budget_obj.landmarker_seeds,
-        store=store,
-        track=track,
-    )
+    if plan is not None:
+        collected = _import_metadata(plan["collection"], store)
+    else:
+        collected = collect_metadata(
+            tasks=sources,
+            space=space,
+            n_archs=budget_obj.n_archs,
+            epochs=budget_obj.collect_epochs,
+            seeds=[seed],
+            train=dict(budget_obj.train),
+            size=budget_obj.network_size(space),
+            samples_per_class=budget_obj.samples_per_class,
+            landmarker_seeds=budget_obj.landmarker_seeds,
+            store=store,
+            track=track,
+        )
     logger.info("collected: %s", {k: collected[k] for k in ("planned", "skipped", "completed", "failed")})
 
     target_id = resolve_task_spec(target, budget_obj.samples_per_class).task_id
@@ -116,3 +131,48 @@ def pipeline(
         logger.warning("pipeline finished with failures: methods %s, components %s", failed_methods, transfer_failures)
     return summary
 
+
+def _shipped_plan(metadata: str | None, space: str) -> dict[str, Any] | None:
+    """The plan of shipped collection ``metadata`` when it covers ``space`` (None otherwise)."""
+    if not metadata:
+        return None
+    from flows.collect_params import CollectParams
+    from metadata_store.snapshots import snapshot_path
+
+    snapshot_path(metadata)  # ValueError naming the shipped collections
+    params = CollectParams.from_collection(metadata)
+    if params.space != space:
+        return None
+    return {**params.model_dump(), "collection": metadata}
+
+
+def _with_collection_recipe(budget: Budget, plan: dict[str, Any], space: str) -> Budget:
+    """``budget`` with the collection's batch size, learning rate and network size for ``space``, all images."""
+    from nasmeta.budget import space_family
+
+    train = {**budget.train, **{k: v for k, v in plan["train"].items() if k in ("batch_size", "lr")}}
+    network = {**budget.network, space_family(space): dict(plan["size"])}
+    # the target keeps the collection's images (reduced, its id would differ from the copy held out of the sources)
+    return budget.model_copy(update={"train": train, "network": network, "samples_per_class": None})
+
+
+def _import_metadata(name: str, store: str | None) -> dict[str, Any]:
+    """Import the shipped collection into the store (nothing when it is there already); a collect-like summary."""
+    from flows.common import open_store
+    from metadata_store.snapshots import import_snapshot
+    from nasmeta import config
+
+    target = open_store(store or config.default_store_root())
+    with stage("metadata", total=1, unit="collection") as shown:
+        outcome = import_snapshot(target, name)
+        shown.advance(f"{name}: {outcome['imported'].get('runs', 0)} runs imported")
+    runs = target.read("runs", task_id=outcome["task_ids"], columns=["run_id", "status"]).to_pylist()
+    completed = sum(r["status"] == "completed" for r in runs)
+    return {
+        "collection": name,
+        "planned": len(runs),
+        "skipped": len(runs),
+        "trained": 0,
+        "completed": completed,
+        "failed": sum(r["status"] == "failed" for r in runs),
+    }

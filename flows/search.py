@@ -439,8 +439,11 @@ def comparison_markdown(outcome: dict[str, Any], task: str, space: str, budget: 
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     rt = outcome.get("retrained") or {}
     if rt:
-        lines += ["", f"**Winner**: {outcome['winner']} `{rt.get('arch')}` retrained test accuracy "
-                  f"{fmt(rt.get('test_acc'))} %, exported to `{rt.get('export')}`"]
+        lines += [
+            "",
+            f"**Winner**: {outcome['winner']} `{rt.get('arch')}` retrained test accuracy "
+            f"{fmt(rt.get('test_acc'))} %, exported to `{rt.get('export')}`",
+        ]
     if outcome.get("mlflow_run_id"):
         lines += ["", f"MLflow parent run: `{outcome['mlflow_run_id']}` (experiment `{EXPERIMENT}`; `nasmeta ui`)"]
     return "\n".join(lines)

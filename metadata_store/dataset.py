@@ -192,3 +192,26 @@ class MetaDataset:
         if self._exclude:
             scope += f" without {sorted(self._exclude)}"
         return f"<MetaDataset {scope}>"
+
+
+def lowest_seed_view(meta: MetaDataset) -> MetaDataset:
+    """``meta`` with one run per (task, architecture, training recipe): the lowest seed's (its curves only), so a
+    replay or a pool over a collection with repeated seeds sees each cell once.  Runs without an architecture id
+    are kept as they are."""
+    runs = meta.runs
+    keep: dict[tuple[Any, ...], tuple[int, str]] = {}
+    for r in runs.select(["run_id", "task_id", "arch_id", "seed", "config_hash"]).to_pylist():
+        if r["arch_id"] is None:
+            continue
+        key = (r["task_id"], r["arch_id"], r["config_hash"])
+        candidate = (r["seed"], r["run_id"])
+        if key not in keep or candidate < keep[key]:
+            keep[key] = candidate
+    chosen = {run_id for _, run_id in keep.values()} | {
+        r["run_id"] for r in runs.select(["run_id", "arch_id"]).to_pylist() if r["arch_id"] is None
+    }
+    ids = pa.array(sorted(chosen), pa.string())
+    tables = {name: meta.table(name) for name in VIEW_TABLES}
+    tables["runs"] = runs.filter(pc.is_in(runs["run_id"], ids))
+    tables["curves"] = meta.curves.filter(pc.is_in(meta.curves["run_id"], ids))
+    return MetaDataset.from_tables(**tables)

@@ -165,6 +165,13 @@ class LookupSession(Session):
                 self.arch, 0.0, 0.0, self.cost_seconds, self.epochs_done, "failed", self._error or "never evaluated"
             )
         return Evaluation(
-            self.arch, last.val_acc, last.test_acc, last.cost_seconds, last.epochs, status, None, list(self._rows),
+            self.arch,
+            last.val_acc,
+            last.test_acc,
+            last.cost_seconds,
+            last.epochs,
+            status,
+            None,
+            list(self._rows),
             dict(last.extra),
         )

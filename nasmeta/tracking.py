@@ -603,6 +603,7 @@ def log_model(component: Any, name: str, run: TrackedRun | None = None, params: 
             f"{class_path} is not a registered component (load_model could not rebuild it); "
             "call nasmeta.tracking.register_component on the class"
         )
+
     def fill(folder: str) -> None:
         component.save(folder)
         Path(folder, _COMPONENT_FILE).write_text(json.dumps({"class": class_path, "name": name}))
@@ -644,6 +645,7 @@ def log_exported_model(
 ) -> str:
     """Log an exported network (state dict, architecture JSON, ``torch.export`` program, ...) as an MLflow logged
     model of ``run`` and return its id; the files are its artefacts, loadable with torch alone."""
+
     def fill(folder: str) -> None:
         for path in paths:
             shutil.copy2(path, Path(folder) / Path(path).name)

@@ -170,8 +170,9 @@ def test_search_methods_run_leave_one_dataset_out_through_the_registry(fixture_s
     meta = MetadataStore(fixture_store).meta()
     names = {r["task_id"]: r["name"] for r in meta.tasks.to_pylist()}
     target = next(t for t in meta.task_ids if names.get(t) == "digits-5to9")
-    rows = search_lodo(meta, ["blackbox-rs", "transfer-tapas"], budget={"preset": "micro", "evaluations": 2},
-                       tasks=[target], seeds=[0])
+    rows = search_lodo(
+        meta, ["blackbox-rs", "transfer-tapas"], budget={"preset": "micro", "evaluations": 2}, tasks=[target], seeds=[0]
+    )
     assert [(r["method"], r["status"]) for r in rows] == [("blackbox-rs", "completed"), ("transfer-tapas", "completed")]
     for row in rows:
         assert row["task_id"] == target and row["n_evaluations"] == 2

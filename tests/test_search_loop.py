@@ -101,7 +101,11 @@ def test_hyperband_pauses_and_resumes_real_training(tmp_path):
     evaluator = TrainingEvaluator("nb201", task, config, C=4, N=1)
     events = []
     result = random_search(
-        get_space("nb201"), evaluator, 5, seed=1, scheduler=Hyperband(eta=3),
+        get_space("nb201"),
+        evaluator,
+        5,
+        seed=1,
+        scheduler=Hyperband(eta=3),
         on_trial=lambda trial, event: events.append((trial.trial_id, event, trial.epochs)),
     )
     # R = 4 epochs, eta 3: bracket s=1 starts 3 trials for 1 epoch and promotes the best to 4; bracket s=0: 2 x 4

@@ -46,6 +46,7 @@ app = typer.Typer(
     cls=OneLineErrors,
 )
 
+
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version

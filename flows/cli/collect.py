@@ -66,8 +66,26 @@ def _check_address(address: str) -> None:
         raise ValueError(f"--address {address!r}: no Dask scheduler answers ({error})") from None
 
 
+#: options a named collection fixes (name -> their defaults): giving one beside --collection is an error
+_PLAN_OPTIONS = {
+    "--tasks": "digits,digits-0to4",
+    "--space": "nb201",
+    "--archs": 8,
+    "--arch-file": None,
+    "--arch-seed": 0,
+    "--epochs": 3,
+    "--seeds": "0",
+    "--size": None,
+    "--train": "{}",
+    "--samples-per-class": None,
+}
+
+
 @app.command("collect")
 def collect_command(
+    collection: str | None = typer.Option(
+        None, help="A named collection (tasks, cells, seeds, sizes; e.g. nasmeta-meta-v1) instead of the plan options."
+    ),
     tasks: str = typer.Option("digits,digits-0to4", help="Comma-separated task names (see `nasmeta tasks list`)."),
     space: str = typer.Option("nb201", help="Search space."),
     archs: int = typer.Option(8, "--archs", help="Number of architectures to sample (distinct ids)."),
@@ -97,25 +115,36 @@ def collect_command(
     from flows.collect_params import CollectParams
 
     try:
-        explicit = None
-        if arch_file:
-            with open(arch_file) as handle:
-                explicit = [line.strip() for line in handle if line.strip()]
-        params = CollectParams(
-            tasks=csv_list(tasks, "--tasks"),
-            space=space,
-            n_archs=archs,
-            archs=explicit,
-            arch_seed=arch_seed,
-            epochs=epochs,
-            seeds=[_int(s, "--seeds") for s in csv_list(seeds, "--seeds")],
-            size=parse_sizes(size) or None,
-            train=_json_object(train, "--train"),
-            samples_per_class=samples_per_class,
-            landmarkers=not no_landmarkers,
-            store=store,
-            track=not no_track,
-        )
+        if collection is not None:
+            given = dict(
+                zip(
+                    _PLAN_OPTIONS,
+                    (tasks, space, archs, arch_file, arch_seed, epochs, seeds, size or None, train, samples_per_class),
+                    strict=True,
+                )
+            )
+            fixed = [option for option, value in given.items() if value != _PLAN_OPTIONS[option]]
+            if fixed:
+                raise ValueError(f"--collection {collection} fixes {', '.join(fixed)}; drop them or drop --collection")
+            params = CollectParams.from_collection(
+                collection, landmarkers=not no_landmarkers, store=store, track=not no_track
+            )
+        else:
+            params = _params_from_options(
+                tasks,
+                space,
+                archs,
+                arch_file,
+                arch_seed,
+                epochs,
+                seeds,
+                size,
+                train,
+                samples_per_class,
+                not no_landmarkers,
+                store,
+                not no_track,
+            )
         params.train_config()  # bad training overrides fail here, before any work
         _check_plan(params, workers, address)
         if task_runner not in {"threads", "dask"}:
@@ -138,3 +167,41 @@ def collect_command(
         typer.echo(f"{len(summary['failures'])} run(s) failed:", err=True)
         for failure in summary["failures"]:
             typer.echo(f"  {failure['run_id']}: {failure['error']}", err=True)
+
+
+def _params_from_options(
+    tasks: str,
+    space: str,
+    archs: int,
+    arch_file: str | None,
+    arch_seed: int,
+    epochs: int,
+    seeds: str,
+    size: list[str] | None,
+    train: str,
+    samples_per_class: int | None,
+    landmarkers: bool,
+    store: str | None,
+    track: bool,
+) -> Any:
+    from flows.collect_params import CollectParams
+
+    explicit = None
+    if arch_file:
+        with open(arch_file) as handle:
+            explicit = [line.strip() for line in handle if line.strip()]
+    return CollectParams(
+        tasks=csv_list(tasks, "--tasks"),
+        space=space,
+        n_archs=archs,
+        archs=explicit,
+        arch_seed=arch_seed,
+        epochs=epochs,
+        seeds=[_int(s, "--seeds") for s in csv_list(seeds, "--seeds")],
+        size=parse_sizes(size) or None,
+        train=_json_object(train, "--train"),
+        samples_per_class=samples_per_class,
+        landmarkers=landmarkers,
+        store=store,
+        track=track,
+    )

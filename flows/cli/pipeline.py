@@ -9,6 +9,7 @@ import typer
 
 from flows.cli._app import app, search_app
 from flows.cli._common import csv_list, fail, failed_run, resolve_budget_options
+from flows.defaults import DEFAULT_METADATA, DEFAULT_TARGET
 
 METHODS_HELP = (
     "Comma-separated search methods (default: every default method that supports the space). A method that trains "
@@ -79,8 +80,13 @@ def _print_json(as_json: bool, result: dict[str, Any]) -> None:
 
 @app.command("pipeline")
 def pipeline_command(
-    target: str = typer.Option("digits-5to9", help="Target task (held out of the transfer components)."),
-    sources: str | None = typer.Option(None, help="Comma-separated source tasks (default: digits variants)."),
+    target: str = typer.Option(DEFAULT_TARGET, help="Target task (held out of the transfer components)."),
+    sources: str | None = typer.Option(
+        None, help="Comma-separated source tasks to collect (default: the shipped collection's tasks, no training)."
+    ),
+    metadata: str = typer.Option(
+        DEFAULT_METADATA, help="Shipped metadata collection to import instead of collecting, or 'none'."
+    ),
     budget: str = typer.Option("default", help="micro | default | paper"),
     sets: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     space: str = typer.Option("nb201", help="Search space."),
@@ -96,7 +102,15 @@ def pipeline_command(
     """
     from flows.defaults import DEFAULT_SOURCES
 
-    source_list = csv_list(sources, "--sources") or DEFAULT_SOURCES
+    shipped = None if metadata == "none" else metadata
+    if shipped is not None:
+        from metadata_store.snapshots import snapshot_path
+
+        try:
+            snapshot_path(shipped)
+        except ValueError as error:
+            fail(f"--metadata: {error}")
+    source_list = csv_list(sources, "--sources") or ([] if shipped else DEFAULT_SOURCES)
     if target in source_list:
         fail(f"target {target!r} is also a source task; leave it out of --sources")
     method_list = _checked(space, methods, [target, *source_list])
@@ -108,7 +122,8 @@ def pipeline_command(
     try:
         summary = pipeline(
             target=target,
-            sources=source_list,
+            sources=source_list or None,
+            metadata=shipped,
             budget=budget_obj,
             space=space,
             methods=method_list,
@@ -129,7 +144,7 @@ def pipeline_command(
 
 @search_app.command("target")
 def search_target_command(
-    task: str = typer.Option("digits-5to9", help="Target task."),
+    task: str = typer.Option(DEFAULT_TARGET, help="Target task."),
     space: str = typer.Option("nb201"),
     methods: str | None = typer.Option(None, help=METHODS_HELP),
     budget: str = typer.Option("default", help="micro | default | paper"),

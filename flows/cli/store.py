@@ -1,4 +1,4 @@
-"""``nasmeta store summary | import | compact | check``: inspect and maintain the Parquet metadata store.
+"""``nasmeta store summary | describe | import | compact | check``: inspect and maintain the Parquet metadata store.
 
 Every command takes ``--store PATH`` (a folder or a URL such as ``s3://bucket/store``; default
 ``$NASMETA_HOME/store``).  Other command modules reuse :data:`StoreOption` and :func:`open_store`.
@@ -59,6 +59,32 @@ def summary(
         for row in info["tasks"]:
             tasks.add_row(*(str(row[c] if row[c] is not None else "") for c in columns))
         console.print(tasks)
+
+
+@store_app.command("describe")
+def describe(
+    store: StoreOption = None,
+    label: Annotated[str, typer.Option(help="final_val_acc or final_test_acc")] = "final_val_acc",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
+) -> None:
+    """Per task: runs, DCN, accuracy spread and seed noise; the Kendall tau of cell rankings between every pair of
+    tasks (how much there is to transfer).
+
+    Example: nasmeta store describe --store metadata_store/collections/nasmeta-meta-v1
+    """
+    if label not in ("final_val_acc", "final_test_acc"):
+        fail(f"--label must be final_val_acc or final_test_acc, got {label!r}")
+    from metadata_store import MetaDataset
+    from nasmeta.evaluation.collection import describe_collection, describe_markdown
+
+    info = describe_collection(MetaDataset.from_store(open_store(store)), label)
+    if not info["tasks"]:
+        fail("the store holds no completed runs to describe")
+    if as_json:
+        pairs = [{"task_a": a, "task_b": b, "tau": None if v != v else v} for (a, b), v in info["tau"].items() if a < b]
+        typer.echo(json.dumps({"tasks": info["tasks"], "tau": pairs}, indent=2))
+        return
+    typer.echo(describe_markdown(info), nl=False)
 
 
 @store_app.command("import")

@@ -237,9 +237,7 @@ class BakerStopper(Stopper):
         values = _curve(curve)
         tau = len(values)
         if context.max_epochs != self.max_epochs:
-            raise ValueError(
-                f"baker was fitted on {self.max_epochs}-epoch curves, got max_epochs={context.max_epochs}"
-            )
+            raise ValueError(f"baker was fitted on {self.max_epochs}-epoch curves, got max_epochs={context.max_epochs}")
         if tau not in self.models:
             raise ValueError(f"no SRM for {tau} observed epochs; fitted for {min(self.models)}..{max(self.models)}")
         x = self.features(values, context.arch, context.n_params, context.flops)

@@ -2,7 +2,7 @@
 
 Derived tasks give many source tasks from few datasets (as TAPAS did with ImageNet subsets): class subsets
 (labels remapped to ``0..k-1`` in ascending order of the original labels), per-class subsampling, resizing,
-grayscale <-> RGB, and corruptions (a random rotation per image, additive Gaussian pixel noise).
+grayscale <-> RGB, and corruptions (a random rotation per image, Gaussian blur, additive Gaussian pixel noise).
 
 ``load()`` applies, in this order: class subset -> per-class subsample of the source's train split
 (``samples_per_class``, chosen by ``split_seed``) and of its test split (``test_per_class``, fixed seed 0 so every
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 from collections import OrderedDict
 from typing import Literal
@@ -47,19 +48,22 @@ class Corruption(BaseModel):
     """Per-image corruption applied to every split.
 
     ``rotation``: each image is rotated by an angle drawn uniformly from ``[-rotation, rotation]`` degrees
-    (bilinear, zero fill).  ``noise_std``: Gaussian noise of this standard deviation on the ``[0, 1]`` pixel
-    scale, then clipped to ``[0, 1]``.  ``seed`` fixes both draws.
+    (bilinear, zero fill).  ``blur``: Gaussian blur with this standard deviation in output pixels
+    (``torchvision``'s ``gaussian_blur``, kernel ``2 * ceil(3 * blur) + 1``, reflect padding).  ``noise_std``:
+    Gaussian noise of this standard deviation on the ``[0, 1]`` pixel scale, then clipped to ``[0, 1]``.  They are
+    applied in that order; ``seed`` fixes the random draws.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     rotation: float = Field(0.0, ge=0.0, le=180.0)
     noise_std: float = Field(0.0, ge=0.0)
+    blur: float = Field(0.0, ge=0.0, le=10.0)
     seed: int = 0
 
     @property
     def is_identity(self) -> bool:
-        return self.rotation == 0.0 and self.noise_std == 0.0
+        return self.rotation == 0.0 and self.noise_std == 0.0 and self.blur == 0.0
 
 
 class TaskSpec(BaseModel):
@@ -113,7 +117,10 @@ class TaskSpec(BaseModel):
     @property
     def task_id(self) -> str:
         """Stable hash of everything that determines the tensors (``name`` excluded)."""
-        return stable_hash("task", self.model_dump(mode="json", exclude={"name"}))
+        fields = self.model_dump(mode="json", exclude={"name"})
+        if fields["corruption"] is not None and fields["corruption"]["blur"] == 0.0:
+            del fields["corruption"]["blur"]  # ids of tasks made before blur existed stay what they were
+        return stable_hash("task", fields)
 
     def to_json(self) -> str:
         return self.model_dump_json()
@@ -231,6 +238,11 @@ def _corrupt(x: torch.Tensor, corruption: Corruption | None, split: int) -> torc
         theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
         grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
         x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if corruption.blur > 0:
+        from torchvision.transforms.functional import gaussian_blur
+
+        kernel = 2 * math.ceil(3 * corruption.blur) + 1
+        x = gaussian_blur(x, [kernel, kernel], [corruption.blur, corruption.blur])
     if corruption.noise_std > 0:
         noise = torch.from_numpy(rng.standard_normal(size=x.shape, dtype=np.float32))
         x = (x + corruption.noise_std * noise).clamp_(0.0, 1.0)
@@ -382,6 +394,11 @@ def _register_defaults() -> None:
         ("mnist-tv", "MNIST"),
     ]:
         register_task(name, TaskSpec(name=name, source=f"torchvision:{tv}"))
+
+    from nasmeta.data.collections import collection_task_specs
+
+    for name, fields in collection_task_specs().items():
+        register_task(name, TaskSpec(name=name, **fields))
 
 
 _register_defaults()

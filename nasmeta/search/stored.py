@@ -80,3 +80,28 @@ class StoredCurveSession(Session):
             list(self._rows),
             {"run_id": self.run.run_id, "n_params": self.run.n_params, "flops": self.run.flops},
         )
+
+
+class StoredArchEvaluator(Evaluator):
+    """Sessions over one stored run per architecture of one task: a search whose proposals are the task's stored
+    cells (``nasmeta.search.pool.PoolSpace``) evaluates them by reading their curves, at their stored cost."""
+
+    def __init__(self, runs: Sequence[ReplayRun]) -> None:
+        self.max_epochs = check_task_runs(runs)
+        self.task_id = runs[0].task_id
+        self.by_arch: dict[str, ReplayRun] = {}
+        for run in runs:
+            if run.arch_id in self.by_arch:
+                raise ValueError(f"architecture {run.arch_id!r} has several runs; give one per architecture")
+            self.by_arch[run.arch_id] = run
+
+    def evaluate(self, arch: Any, epochs: int | None = None, seed: int = 0) -> Evaluation:
+        session = self.start(arch, seed, epochs)
+        session.advance(session.max_epochs)
+        return session.finish("completed")
+
+    def start(self, arch: Any, seed: int = 0, max_epochs: int | None = None) -> Session:
+        run = self.by_arch.get(getattr(arch, "arch_id", None))  # type: ignore[arg-type]
+        if run is None:
+            raise ValueError(f"{arch} has no stored run on task {self.task_id!r}")
+        return StoredCurveSession(run, max_epochs or self.max_epochs)

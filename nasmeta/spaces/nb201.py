@@ -265,7 +265,6 @@ class NB201Space(SearchSpace):
             raise ValueError(f"input_shape must be (channels, height, width) with positive sizes, got {input_shape!r}")
         return NB201Network(C, N, num_classes, int(input_shape[0]), lambda c: NB201Cell(c, ops))
 
-
     def supernet(self, num_classes: int, input_shape: tuple[int, int, int] = (3, 32, 32), **size: Any) -> Any:
         """The NB201 supernet (every edge a mixed op); ``size``: ``C``, ``N``."""
         from nasmeta.oneshot.supernet_nb201 import NB201Supernet

@@ -1,7 +1,8 @@
 """The transfer-component contract (DESIGN.md): ``fit(meta) -> self``, ``save(dir)``, ``load(dir)`` plus one role.
 
-Roles (a generator role, ``propose(task, n) -> archs``, joins when the first generator, RapidNAS, does):
+Roles:
 - :class:`Predictor` — ``predict(archs, task) -> scores`` (higher = better);
+- :class:`Generator` — ``propose(task, n) -> archs``, the candidates to evaluate first (the portfolio);
 - :class:`Stopper` — ``decide(curve, context) -> Decision`` on a partial learning curve;
 - :class:`MetaArchitecture` — ``adapt(task) -> arch``.
 
@@ -69,6 +70,12 @@ class Predictor(TransferComponent):
     @abc.abstractmethod
     def predict(self, archs: Sequence[Architecture], task: Any) -> np.ndarray:
         """Scores for ``archs`` on ``task`` (higher = better); ``task`` is a task id or a landmarker dict."""
+
+
+class Generator(TransferComponent):
+    @abc.abstractmethod
+    def propose(self, task: Any, n: int) -> list[Architecture]:
+        """``n`` architectures for ``task``, best candidates first."""
 
 
 class Stopper(TransferComponent):
