@@ -49,8 +49,10 @@ def main() -> int:
             print(f"{seconds:5.2f} s  exit {code}  {'ok ' if ok else 'BAD'}  {shown}")
         written = (tmp / "store").exists()
     print(f"cases {len(times)}, not one-line exit 2: {failures}, store written: {written}")
-    print(f"baseline `nasmeta --help` {baseline:.2f} s; slowest bad input {max(times):.2f} s; "
-          f"ratio={max(times) / baseline:.2f}; median {sorted(times)[len(times) // 2]:.2f} s")
+    print(
+        f"baseline `nasmeta --help` {baseline:.2f} s; slowest bad input {max(times):.2f} s; "
+        f"ratio={max(times) / baseline:.2f}; median {sorted(times)[len(times) // 2]:.2f} s"
+    )
     return 1 if failures or written else 0
 
 

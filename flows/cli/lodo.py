@@ -378,3 +378,74 @@ def lodo(
         _nb201(names, seeds or 10, held_out, params, out or _default_out("nb201"), resume)
     else:
         fail(f"--space {space!r}: only 'nb201' has a table-based LODO (TAPAS); omit --space to replay a store")
+
+
+@app.command("lodo-collection")
+def lodo_collection_command(
+    store: Annotated[
+        str, typer.Option(help="A shipped collection's name (read only) or a store root.")
+    ] = "nasmeta-meta-v1",
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per (task, method).")] = 5,
+    ks: Annotated[str, typer.Option(help="Comma-separated numbers of evaluated cells.")] = "5,10,20",
+    pool_methods: Annotated[
+        str, typer.Option(help="Searches at equal evaluations ('' for none).")
+    ] = "random,re,portfolio,tapas,tapas-noselect",
+    stopping_methods: Annotated[
+        str, typer.Option(help="Early-stopping methods replayed ('' for none).")
+    ] = "none,median,sh,hyperband,asha,domhan,baker,lcranknet",
+    param: Annotated[
+        list[str] | None, typer.Option(help="METHOD.KEY=VALUE, e.g. tapas.epochs=30 or lcranknet.steps=200.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default $NASMETA_HOME/lodo/collection-<time>).")
+    ] = None,
+) -> None:
+    """Every LODO comparison of a collection as one Prefect flow tracked in MLflow: searches at equal
+    evaluations (random, evolution, portfolio, TAPAS with and without DCN selection) and early stopping (none,
+    median, SH, Hyperband, ASHA, Domhan, Baker, LCRankNet), means with 95 % intervals, markdown, CSV and plots.
+
+    Example: nasmeta lodo-collection --seeds 5 --out lodo-meta-v1
+    """
+    from flows.lodo_collection import resolve_store
+    from nasmeta.evaluation.pool_lodo import check_ks, check_pool_methods
+
+    try:
+        k_list = list(check_ks([int(k) for k in _split(ks) or []]))
+        pool = check_pool_methods(_split(pool_methods) or [])
+        stopping = _split(stopping_methods) or []
+        from nasmeta.evaluation.methods import method_factory
+
+        for name in stopping:
+            method_factory(name)
+        params = parse_params(param, scoped=True)
+        unknown = sorted(set(params) - set(pool) - set(stopping))
+        if unknown:
+            raise ValueError(f"--param names method(s) {unknown} that are not compared")
+        root, _ = resolve_store(store)
+        if not (Path(root) / "runs").is_dir() and "://" not in root:
+            raise ValueError(f"--store {store!r}: no metadata store at {root}")
+    except ValueError as error:
+        fail(str(error))
+    if not pool and not stopping:
+        fail("nothing to compare: --pool-methods and --stopping-methods are both empty")
+    from flows.lodo_collection import lodo_collection
+
+    result = lodo_collection(
+        store=store,
+        seeds=seeds,
+        ks=k_list,
+        pool_methods=pool,
+        stopping_methods=stopping,
+        method_params=params,
+        out=str(out) if out else None,
+    )
+    for part in ("pool", "stopping"):
+        if part in result:
+            folder = result["out"] if part == "pool" else result[part]["out"]
+            typer.echo(f"{part}: {folder}")
+    pool_md = Path(result["out"]) / "pool.md"
+    if pool_md.is_file():
+        typer.echo(pool_md.read_text())
+    stop_md = Path(result["out"]) / "stopping" / "stopping_intervals.md"
+    if stop_md.is_file():
+        typer.echo(stop_md.read_text())

@@ -91,6 +91,16 @@ def _baker(train: Any = None, **params: Any) -> Any:
     return BakerStopper(**params).fit(train)
 
 
+@register_method("lcranknet-tuned")
+def _lcranknet_tuned(train: Any = None, **params: Any) -> Any:
+    """LCRankNet whose grace period and threshold an inner leave-tasks-out on ``train`` chose."""
+    from nasmeta.transfer.lcranknet_policy import tuned_lcranknet
+
+    if train is None:
+        raise ValueError("method 'lcranknet-tuned' learns from metadata: pass the fold's training data")
+    return tuned_lcranknet(train, **params)
+
+
 def _transfer_factory(name: str) -> MethodFactory | None:
     """A factory for transfer component ``name`` when it has the stopper role (``nasmeta.transfer.registry``)."""
     from nasmeta.transfer.base import Stopper

@@ -56,6 +56,7 @@ import contextlib
 import hashlib
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -75,6 +76,7 @@ from nasmeta.transfer.lcranknet_model import LCRankNetModel, RunItems, init_para
 __all__ = ["LCRankNet", "LCRankNetConfig", "LCRankNetModel", "RunItems", "init_parameters"]
 
 _WEIGHTS = "weights.pt"
+_ADAPTED_CACHE = 1024
 _CONFIG = "config.json"
 
 
@@ -142,7 +144,9 @@ class LCRankNet(Stopper):
         self.train_loss: list[float] = []
         # search state: sizes shown per (task, arch id), and the target embedding per task with its evidence key
         self._seen: dict[tuple[Any, str], tuple[Any, Any]] = {}
-        self._adapted: dict[Any, tuple[str, torch.Tensor]] = {}
+        # fitted target embeddings by (task, completed set): a pure function of the set, so replays of one search
+        # under several thresholds (the policy choice) reuse the fits of the sets they share
+        self._adapted: OrderedDict[tuple[Any, str], torch.Tensor] = OrderedDict()
 
     # -- configuration -----------------------------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -241,7 +245,7 @@ class LCRankNet(Stopper):
         self.space = spaces[0]
         self.task_ids = sorted(by_task)
         self.t_ref = max(r.max_epochs for r in runs)
-        self._seen, self._adapted = {}, {}
+        self._seen, self._adapted = {}, OrderedDict()
         for k, attr in enumerate(("n_params", "flops")):
             logs = [math.log10(getattr(r, attr)) for r in runs if getattr(r, attr)]
             self.size_mean[k] = float(np.mean(logs)) if logs else 0.0
@@ -337,9 +341,13 @@ class LCRankNet(Stopper):
         ):
             return self.dataset_vector(task)
         key = hashlib.sha1(curves.tobytes() + "|".join(a.arch_id for a in archs).encode()).hexdigest()
-        if self._adapted.get(task, ("", None))[0] != key:
-            self._adapted[task] = (key, self._fit_target_vector(task, curves, archs))
-        return self._adapted[task][1]
+        if (task, key) in self._adapted:
+            self._adapted.move_to_end((task, key))
+        else:
+            self._adapted[(task, key)] = self._fit_target_vector(task, curves, archs)
+            while len(self._adapted) > _ADAPTED_CACHE:
+                self._adapted.popitem(last=False)
+        return self._adapted[(task, key)]
 
     def _fit_target_vector(self, task: Any, curves: np.ndarray, archs: list[Any]) -> torch.Tensor:
         model = self._check_fitted()
