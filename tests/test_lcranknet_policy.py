@@ -49,3 +49,23 @@ def test_the_tuned_method_uses_the_chosen_policy_and_refuses_bad_input(runs) -> 
         choose_policy([r for r in runs if r.task_id == "syn-0"])
     with pytest.raises(ValueError, match="learns from metadata"):
         make_method("lcranknet-tuned", None)
+
+
+def test_lcranknet_ranks_runs_without_architectures(runs, tmp_path) -> None:
+    import dataclasses
+
+    from nasmeta.evaluation.replay import replay
+    from nasmeta.transfer.lcranknet import LCRankNet
+
+    bare = [dataclasses.replace(r, arch=None) for r in runs]
+    with pytest.raises(ValueError, match="use_architecture=False"):
+        LCRankNet(steps=5).fit(bare)
+    ranker = LCRankNet(steps=30, use_architecture=False).fit([r for r in bare if r.task_id != "syn-0"])
+    outcome = replay([r for r in bare if r.task_id == "syn-0"], ranker, seed=0)
+    assert outcome.picked_run_id is not None and outcome.n_runs == 16
+    loaded = LCRankNet.load(ranker.save(tmp_path / "bare"))
+    from nasmeta.search.context import StopContext
+
+    context = StopContext(epoch=3, max_epochs=6, task_id="syn-0")
+    assert loaded.score([50.0, 60.0, 65.0], context) == ranker.score([50.0, 60.0, 65.0], context)
+    assert not hasattr(ranker.model, "lstm")

@@ -46,6 +46,10 @@ Choices and deviations, stated:
 - **Sizes** (embedding 16, LSTM 32, 16 filters per kernel, dataset embedding 8, MLP 64) and the training budget
   are small defaults for CPU; the paper does not fix them for our spaces.  All are fields of
   :class:`LCRankNetConfig`; the network itself is in :mod:`nasmeta.transfer.lcranknet_model`.
+- **Runs without architectures** (``use_architecture=False``): for collections that hold curves but no
+  architectures (an external curve file), part (a) is left out and a run is ranked from its curve, its dataset and
+  the run features (d).  Hyper-parameters of the runs are not features: every collection here trains one recipe,
+  so there is nothing to learn from them.
 - Parameters are initialised from a private ``torch.Generator`` (never the global RNG), so fits are
   reproducible even when several folds fit in parallel threads.
 """
@@ -111,6 +115,8 @@ class LCRankNetConfig(BaseModel):
     #: Adam steps fitting an unseen target dataset's embedding on its completed runs (0: the mean embedding)
     adapt_steps: int = Field(30, ge=0, strict=True)
     adapt_lr: float = Field(0.05, gt=0.0, allow_inf_nan=False)
+    #: read the architecture (a); False: curves, dataset and run features only, for runs without architectures
+    use_architecture: bool = True
     #: torch threads while training / scoring (restored afterwards); None: leave as is
     num_threads: int | None = Field(1, ge=1, strict=True)
     seed: int = Field(0, strict=True)
@@ -174,6 +180,7 @@ class LCRankNet(Stopper):
             kernel_sizes=self.config.kernel_sizes,
             dataset_dim=self.config.dataset_dim,
             hidden=self.config.hidden,
+            use_architecture=self.config.use_architecture,
         )
 
     def _threads(self) -> contextlib.AbstractContextManager[None]:
@@ -186,10 +193,17 @@ class LCRankNet(Stopper):
             raise ValueError("lcranknet is not fitted; call fit(meta) first")
         return self.model
 
+    def _vocab_size(self) -> int:
+        from nasmeta.spaces import get_space
+
+        return get_space(self.space).vocab_size if self.config.use_architecture else 1
+
     # -- inputs ------------------------------------------------------------------------------------------------------
     def _tokens(self, arch: Any, what: str = "the run") -> list[int]:
         from nasmeta.spaces import get_space
 
+        if not self.config.use_architecture:
+            return [0]  # a placeholder the network never reads
         if arch is None:
             raise ValueError(f"lcranknet needs the architecture of {what}; got arch=None")
         if arch.space != self.space:
@@ -222,16 +236,18 @@ class LCRankNet(Stopper):
         """Train on a ``MetaDataset`` view (or a list of ``nasmeta.evaluation.runs.ReplayRun``): every completed run
         with a curve and an architecture; pairs are drawn within each dataset."""
         from nasmeta.evaluation.runs import ReplayRun, runs_from_meta
-        from nasmeta.spaces import get_space
 
         runs = list(meta) if isinstance(meta, list | tuple) else runs_from_meta(meta)
         if not runs or not all(isinstance(r, ReplayRun) for r in runs):
             raise ValueError("lcranknet needs completed runs with curves to fit on; got none")
         missing = [r.run_id for r in runs if r.arch is None]
-        if missing:
-            raise ValueError(f"lcranknet needs architectures; run(s) {missing[:5]} have none in the store")
-        spaces = sorted({r.arch.space for r in runs})
-        if len(spaces) != 1:
+        if missing and self.config.use_architecture:
+            raise ValueError(
+                f"lcranknet needs architectures; run(s) {missing[:5]} have none in the store "
+                "(use_architecture=False ranks curves without them)"
+            )
+        spaces = sorted({r.arch.space for r in runs if r.arch is not None})
+        if len(spaces) > 1 or (self.config.use_architecture and not spaces):
             raise ValueError(f"lcranknet fits one search space at a time, the runs use {spaces}")
         by_task: dict[str, list[int]] = {}
         for i, r in enumerate(runs):
@@ -242,7 +258,7 @@ class LCRankNet(Stopper):
                 "lcranknet needs a dataset with at least two runs of different final accuracy to form pairs; "
                 f"got {', '.join(f'{t}: {len(ix)} run(s)' for t, ix in sorted(by_task.items()))}"
             )
-        self.space = spaces[0]
+        self.space = spaces[0] if spaces else None
         self.task_ids = sorted(by_task)
         self.t_ref = max(r.max_epochs for r in runs)
         self._seen, self._adapted = {}, OrderedDict()
@@ -251,7 +267,7 @@ class LCRankNet(Stopper):
             self.size_mean[k] = float(np.mean(logs)) if logs else 0.0
             self.size_std[k] = float(max(np.std(logs), 1e-6)) if logs else 1.0
 
-        self.model = self._new_model(get_space(self.space).vocab_size)
+        self.model = self._new_model(self._vocab_size())
         init_parameters(self.model, torch.Generator().manual_seed(self.config.seed))
         values = np.concatenate([r.curve for r in runs]) / 100.0
         self.model.curve_shift.fill_(float(values.mean()))
@@ -336,11 +352,12 @@ class LCRankNet(Stopper):
             self.config.adapt_steps == 0
             or task in self.task_ids
             or len(curves) < 2
-            or any(a is None for a in archs)
+            or (self.config.use_architecture and any(a is None for a in archs))
             or len(set(curves[:, -1].tolist())) < 2
         ):
             return self.dataset_vector(task)
-        key = hashlib.sha1(curves.tobytes() + "|".join(a.arch_id for a in archs).encode()).hexdigest()
+        names = "|".join(a.arch_id if a is not None else "-" for a in archs)
+        key = hashlib.sha1(curves.tobytes() + names.encode()).hexdigest()
         if (task, key) in self._adapted:
             self._adapted.move_to_end((task, key))
         else:
@@ -355,7 +372,7 @@ class LCRankNet(Stopper):
             [self._tokens(a, "a completed run") for a in archs],
             list(curves),
             [curves.shape[1]] * len(curves),
-            [self._sizes(*self._seen.get((task, a.arch_id), (None, None))) for a in archs],
+            [self._sizes(*self._seen.get((task, getattr(a, "arch_id", None)), (None, None))) for a in archs],
         )
         finals = torch.tensor(curves[:, -1], dtype=torch.float32)
         rng = np.random.default_rng([self.config.seed, len(curves)])
@@ -434,9 +451,9 @@ class LCRankNet(Stopper):
         if best_curve is None or context.best_so_far is None:
             return None
         task, best_arch = context.task_id, context.best_arch
-        if best_arch is None:
+        if best_arch is None and self.config.use_architecture:
             raise ValueError("lcranknet needs the architecture of the best run; the context has best_arch=None")
-        seen = self._seen.get((task, best_arch.arch_id), (None, None))
+        seen = self._seen.get((task, getattr(best_arch, "arch_id", None)), (None, None))
         best_context = StopContext(
             epoch=len(best_curve),
             max_epochs=len(best_curve),
@@ -468,11 +485,9 @@ class LCRankNet(Stopper):
         model = self._check_fitted()
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        from nasmeta.spaces import get_space
-
         state = {
             "space": self.space,
-            "vocab_size": get_space(self.space).vocab_size,
+            "vocab_size": self._vocab_size(),
             "task_ids": self.task_ids,
             "t_ref": self.t_ref,
             "size_mean": self.size_mean,

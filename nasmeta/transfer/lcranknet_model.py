@@ -1,7 +1,8 @@
 """The network of LCRankNet (Wistuba & Pedapati, "Learning to Rank Learning Curves", ICML 2020;
 arXiv:2006.03361): ``f(x)``, the score of a (possibly partial) training run, and the tensors it reads.
 
-``LCRankNetModel`` concatenates (a) an LSTM code of the architecture's tokens, (b) a text-CNN code of the
+``LCRankNetModel`` concatenates (a) an LSTM code of the architecture's tokens (left out with
+``use_architecture=False``, for collections of curves without architectures), (b) a text-CNN code of the
 validation-accuracy curve (1-D convolutions of several kernel sizes, ReLU, global max over time), (c) a dataset
 embedding and (d) run features, and maps them with an MLP to one score.  The ranking loss, the training loop, the
 target-dataset adaptation and the stopper role are in :mod:`nasmeta.transfer.lcranknet`, whose docstring states
@@ -39,14 +40,18 @@ class LCRankNetModel(nn.Module):
         kernel_sizes: Sequence[int] = (2, 3, 4, 5),
         dataset_dim: int = 8,
         hidden: int = 64,
+        use_architecture: bool = True,
     ) -> None:
         super().__init__()
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
-        self.token_embedding = nn.Embedding(vocab_size + 1, embed_dim, padding_idx=0)  # id 0 pads
-        self.lstm = nn.LSTM(embed_dim, lstm_hidden, batch_first=True)
+        self.use_architecture = use_architecture
+        if use_architecture:
+            self.token_embedding = nn.Embedding(vocab_size + 1, embed_dim, padding_idx=0)  # id 0 pads
+            self.lstm = nn.LSTM(embed_dim, lstm_hidden, batch_first=True)
         self.convs = nn.ModuleList(nn.Conv1d(1, n_filters, k) for k in self.kernel_sizes)
         self.dataset_embedding = nn.Embedding(n_datasets, dataset_dim)
-        width = lstm_hidden + n_filters * len(self.kernel_sizes) + dataset_dim + n_features
+        arch_width = lstm_hidden if use_architecture else 0
+        width = arch_width + n_filters * len(self.kernel_sizes) + dataset_dim + n_features
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         # curves enter standardised by the training curves' mean and spread (set by fit, saved with the weights)
         self.register_buffer("curve_shift", torch.tensor(0.0))
@@ -80,15 +85,8 @@ class LCRankNetModel(nn.Module):
         dataset_vectors: torch.Tensor,
         features: torch.Tensor,
     ) -> torch.Tensor:
-        code = torch.cat(
-            [
-                self.encode_arch(tokens, token_lengths),
-                self.encode_curve(curves, curve_lengths),
-                dataset_vectors,
-                features,
-            ],
-            dim=1,
-        )
+        parts = [self.encode_arch(tokens, token_lengths)] if self.use_architecture else []
+        code = torch.cat([*parts, self.encode_curve(curves, curve_lengths), dataset_vectors, features], dim=1)
         return self.mlp(code).squeeze(1)
 
 
