@@ -22,10 +22,18 @@ def _cases(tmp: Path) -> list[list[str]]:
     weights.write_text("not a checkpoint")
     store = ["--store", str(tmp / "store")]
     return [
+        # lodo-collection, store describe
+        ["lodo-collection", "--ks", "5,0", "--out", str(tmp / "out")],
+        ["lodo-collection", "--pool-methods", "random,zz", "--out", str(tmp / "out")],
+        ["lodo-collection", "--stopping-methods", "median,zz", "--out", str(tmp / "out")],
+        ["lodo-collection", "--store", str(tmp / "no-store"), "--out", str(tmp / "out")],
+        ["lodo-collection", "--pool-methods", "", "--stopping-methods", "", "--out", str(tmp / "out")],
+        ["store", "describe", "--label", "accuracy", *store],
         # pipeline
         ["pipeline", "--budget", "tiny", *store],
         ["pipeline", "--target", "nope", *store],
-        ["pipeline", "--target", "digits-0to4", *store],
+        ["pipeline", "--target", "digits-0to4", "--sources", "digits-0to4", *store],
+        ["pipeline", "--metadata", "nope", *store],
         ["pipeline", "--sources", "digits-0to4,nope", *store],
         ["pipeline", "--sources", ",", *store],
         ["pipeline", "--space", "nb202", *store],
@@ -48,6 +56,8 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["search", "target", "--set", "train=[1,2]", *store],
         ["search", "target", "--methods", HUGE, *store],
         # collect
+        ["collect", "--collection", "nope", *store],
+        ["collect", "--collection", "nasmeta-meta-v1", "--epochs", "5", *store],
         ["collect", "--tasks", "nope", *store],
         ["collect", "--tasks", ",,", *store],
         ["collect", "--space", "nope", *store],
@@ -124,4 +134,4 @@ def test_every_bad_input_is_one_line_with_exit_2_and_writes_nothing(tmp_path, mo
         if not ok:
             bad.append((args[:4], result.exit_code, lines[:3], repr(result.exception)[:200]))
     assert not bad, json.dumps(bad, indent=1, default=str)
-    assert not (tmp_path / "store").exists()
+    assert not (tmp_path / "store").exists() and not (tmp_path / "out").exists()
