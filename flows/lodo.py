@@ -245,6 +245,15 @@ class FoldTracking:
         # meta-training on the source tasks, not part of the search's hours
         self.methods[name]["fit_seconds"] = fit_seconds
         self._run.log_metrics({"fit_seconds": fit_seconds})
+        policy = getattr(method, "policy", None)  # a policy chosen on the sources (lcranknet-tuned)
+        if policy is not None:
+            text = policy.markdown()
+            self._run.log_text(text, "policy.md")
+            self._run.log_params({"chosen_min_epochs": policy.chosen[0], "chosen_delta": policy.chosen[1]})
+            if self.params.out:
+                folder = Path(self.params.out) / "policies"
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{name}_{fold.task_id}.md").write_text(text)
         if self.params.log_models and isinstance(method, TransferComponent):
             tracking.log_model(method, name=f"{name}-{fold.task_id}".replace(":", "-"), run=self._run)
 

@@ -84,6 +84,12 @@ def pool_report(rows: list[dict[str, Any]], ks: list[int], out: Path) -> dict[st
     ]
     for k in ks:
         lines += [f"## k = {k}", "", interval_markdown(table, [f"regret_val@{k}", f"regret_test@{k}", f"seconds@{k}"])]
+    tau = interval_table(ok[ok["kendall_tau"].notna()], ["kendall_tau"])
+    lines += [
+        "## Rank correlation of fixed orders with the held-out task's accuracies",
+        "",
+        interval_markdown(tau, ["kendall_tau"]),
+    ]
     lines += ["## Wins per fold (validation regret, seed means)", "", wins_markdown(wins)]
     if "n_sources" in ok:
         kept = ok.dropna(subset=["n_sources"]).groupby(["method", "task_id"])["n_sources"].first().reset_index()

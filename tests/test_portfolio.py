@@ -148,3 +148,28 @@ def test_intervals_are_student_t_over_task_means_and_wins_count_folds() -> None:
     wins = wins_table(frame, "regret", [("a", "b")]).iloc[0]
     assert (wins["wins"], wins["ties"], wins["losses"]) == (1, 1, 1)
     assert "2.33 [" in interval_markdown(interval_table(frame, ["regret"]), ["regret"])
+
+
+def test_the_portfolio_search_method_trains_the_first_cells_in_order() -> None:
+    from nasmeta.search.registry import default_methods, parse_method
+    from nasmeta.search.target import SearchContext, run_method
+    from nasmeta.transfer.portfolio import Portfolio
+
+    meta = _meta()
+    ctx = SearchContext.create("nb201", "digits-0to4", "micro", meta=meta)
+    result = run_method("portfolio", ctx)
+    expected = [a.arch_id for a in Portfolio().fit(meta).cells[: ctx.budget.evaluations]]
+    assert [e.arch.arch_id for e in result.history] == expected
+    assert result.extra["family"] == "transfer" and result.method == "portfolio"
+    assert "portfolio" in default_methods("nb201") and parse_method("portfolio+sh", "nb201").scheduler == "sh"
+
+
+def test_fixed_orders_report_their_rank_correlation_and_evolution_none() -> None:
+    from nasmeta.evaluation.pool_lodo import pool_lodo
+
+    frame = pd.DataFrame(pool_lodo(_meta(3, 20, 30), ["random", "re", "portfolio"], seeds=[0], ks=(5,), errors="raise"))
+    by = frame.set_index("method")["kendall_tau"]
+    assert frame.loc[frame.method == "re", "kendall_tau"].isna().all()
+    # the synthetic tasks share one quality function: the portfolio's order agrees with an unseen task's accuracies
+    assert (frame.loc[frame.method == "portfolio", "kendall_tau"] > 0.5).all()
+    assert by.notna().sum() == 2 * 3

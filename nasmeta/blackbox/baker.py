@@ -206,6 +206,7 @@ class BakerStopper(Stopper):
             cv = GroupKFold(n_splits=min(self.n_folds, n_groups))
         else:
             cv = KFold(n_splits=min(self.n_folds, len(runs)), shuffle=True, random_state=self.seed)
+        split_groups = groups if n_groups >= 2 else None  # KFold takes no groups (and warns when given them)
         if len(runs) < 2 * cv.get_n_splits():
             raise ValueError(f"baker needs at least {2 * cv.get_n_splits()} training runs, got {len(runs)}")
         self.models, self.sigmas = {}, {}
@@ -217,10 +218,10 @@ class BakerStopper(Stopper):
             pipeline = make_pipeline(StandardScaler(), NuSVR(kernel="rbf", gamma="scale"))
             if (tau - self.min_epochs) % self.retune_every == 0:
                 search = GridSearchCV(pipeline, _PARAM_GRID, cv=cv, scoring="neg_mean_squared_error")
-                search.fit(X, gain, groups=groups)
+                search.fit(X, gain, groups=split_groups)
                 best = search.best_params_
             estimator = pipeline.set_params(**best).fit(X, gain)
-            oof = cross_val_predict(clone(estimator), X, gain, cv=cv, groups=groups)
+            oof = cross_val_predict(clone(estimator), X, gain, cv=cv, groups=split_groups)
             self.models[tau] = KernelSRM.from_pipeline(estimator)
             self.sigmas[tau] = float(max(np.sqrt(np.mean((oof - gain) ** 2)), 1e-6))
         return self

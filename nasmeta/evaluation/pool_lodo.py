@@ -6,7 +6,9 @@ of the pool, each proposal is "evaluated" by reading its stored curve (``StoredA
 search loop, and after k = 5, 10, 20 evaluations (by default) the best cell so far by validation accuracy gives
 
 - ``regret_val@k`` = best validation accuracy in the pool - the pick's, in points; ``regret_test@k`` the same for
-  test accuracy (oracle = the pool's best test accuracy); ``seconds@k`` / ``epochs@k`` the stored training cost.
+  test accuracy (oracle = the pool's best test accuracy); ``seconds@k`` / ``epochs@k`` the stored training cost;
+- ``kendall_tau``: for methods with a fixed order (random, portfolio, TAPAS), Kendall's tau between the order and
+  the pool's final validation accuracies (how well the method ranks the unseen task's cells; NaN for evolution).
 
 Methods (``POOL_METHODS``; each built once per fold from the other tasks only, ``fold.train``):
 
@@ -70,7 +72,8 @@ def _portfolio(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
     from nasmeta.search.searchers import FixedOrderSearcher
     from nasmeta.transfer.portfolio import Portfolio
 
-    portfolio = Portfolio(**params).fit(train)
+    # every candidate cell ranked (not only a prefix), so the order's rank correlation covers the whole pool
+    portfolio = Portfolio(**{"size": 100_000, **params}).fit(train)
     return lambda space, pool, seed: FixedOrderSearcher(portfolio.order(_shuffled(pool, seed)))
 
 
@@ -140,11 +143,17 @@ def evaluate_order(
 
     evaluator = StoredArchEvaluator(runs)
     n = min(max(ks), len(runs))
+    tau = _order_tau(searcher, runs)
     result = run_search(searcher, evaluator, n, scheduler, seed=seed, method="pool", require_result=False)
     oracle_val = max(r.final_val_acc for r in runs)
     tests = [r.final_test_acc for r in runs if r.final_test_acc is not None]
     oracle_test = max(tests) if tests else math.nan
-    row: dict[str, float] = {"pool_size": len(runs), "oracle_val_acc": oracle_val, "oracle_test_acc": oracle_test}
+    row: dict[str, float] = {
+        "pool_size": len(runs),
+        "oracle_val_acc": oracle_val,
+        "oracle_test_acc": oracle_test,
+        "kendall_tau": tau,
+    }
     history = result.history
     for k in ks:
         first = [e for e in history[:k] if e.status == "completed"]
@@ -157,6 +166,23 @@ def evaluate_order(
         row[f"seconds@{k}"] = float(sum(e.cost_seconds for e in history[:k]))
         row[f"epochs@{k}"] = float(sum(e.epochs for e in history[:k]))
     return row
+
+
+def _order_tau(searcher: Any, runs: Sequence[ReplayRun]) -> float:
+    """Kendall tau between a fixed order (earlier = predicted better) and the pool's final validation accuracy;
+    NaN for adaptive searchers, whose order depends on what they observe."""
+    from scipy.stats import kendalltau
+
+    from nasmeta.search.searchers import FixedOrderSearcher
+
+    if not isinstance(searcher, FixedOrderSearcher):
+        return math.nan
+    position = {a.arch_id: i for i, a in enumerate(searcher.items)}
+    acc = {r.arch_id: r.final_val_acc for r in runs}
+    common = [a for a in acc if a in position]
+    if len(common) < 3:
+        return math.nan
+    return float(kendalltau([-position[a] for a in common], [acc[a] for a in common]).statistic)
 
 
 def pool_lodo(
