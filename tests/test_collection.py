@@ -149,7 +149,7 @@ def test_describe_reports_spread_seed_noise_and_pairwise_tau() -> None:
     assert info["tau"][("a", "b")] == pytest.approx(expected) and info["tau"][("b", "a")] == info["tau"][("a", "b")]
     assert [r["task_id"] for r in info["tasks"]] == ["a", "b", "c"]  # hardest (lowest DCN) first
     text = describe_markdown(info)
-    assert "| task-a | 12 | 8 |" in text and "-1.00" in text
+    assert "| task-a | – | – | ?/?/? | 12 | 8 |" in text and "-1.00" in text
 
 
 def test_the_lowest_seed_view_keeps_one_run_per_cell() -> None:

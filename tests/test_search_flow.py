@@ -205,3 +205,32 @@ def test_one_shot_strategies_read_from_source_equal_the_imported_registry():
     names = ["darts", "enas", "gdas", "pcdarts", "proxyless", "random"]
     assert strategy_names(imported=False) == strategy_names() == names
     assert {n for n in methods() if n.startswith("oneshot-")} == {f"oneshot-{s}" for s in strategy_names()}
+
+
+def test_the_main_job_learns_from_the_shipped_collection_without_collecting(prefect_harness, tmp_path):
+    """NB201: the shipped collection is imported (nothing trained), its tasks but the target are the sources, the
+    target (``meta-digits-noisy``, from scikit-learn's digits) is held out, every default method runs."""
+    from flows.pipeline import pipeline
+    from metadata_store import MetadataStore
+    from metadata_store.snapshots import snapshot_path
+    from nasmeta.data.tasks import get_task
+    from nasmeta.search.registry import default_methods
+
+    shipped = MetadataStore(snapshot_path("nasmeta-meta-v1")).read("runs", columns=["run_id"]).num_rows
+    store = str(tmp_path / "store")
+    summary = pipeline(budget="micro", store=store, track=False)
+    assert (
+        summary["target"] == "meta-digits-noisy" and summary["target_task_id"] == get_task("meta-digits-noisy").task_id
+    )
+    assert summary["collect"]["collection"] == "nasmeta-meta-v1" and summary["collect"]["trained"] == 0
+    assert summary["collect"]["planned"] == shipped and len(summary["sources"]) == 12
+    assert "meta-digits-noisy" not in summary["sources"]
+    table = {r["method"]: r for r in summary["table"]}
+    assert list(table) == default_methods("nb201") and "portfolio" in table
+    assert table["portfolio"]["status"] == "completed", table["portfolio"]
+    assert all(status == "completed" for status in summary["transfer"].values()), summary["transfer_failures"]
+    files = len(MetadataStore(store).files("runs"))
+    from flows.pipeline import _import_metadata
+
+    assert _import_metadata("nasmeta-meta-v1", store)["planned"] == shipped  # a second import writes nothing
+    assert len(MetadataStore(store).files("runs")) == files

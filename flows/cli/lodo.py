@@ -392,7 +392,7 @@ def lodo_collection_command(
     ] = "random,re,portfolio,tapas,tapas-noselect",
     stopping_methods: Annotated[
         str, typer.Option(help="Early-stopping methods replayed ('' for none).")
-    ] = "none,median,sh,hyperband,asha,domhan,baker,lcranknet",
+    ] = "none,median,sh,hyperband,asha,domhan,baker,lcranknet,lcranknet-tuned",
     param: Annotated[
         list[str] | None, typer.Option(help="METHOD.KEY=VALUE, e.g. tapas.epochs=30 or lcranknet.steps=200.")
     ] = None,

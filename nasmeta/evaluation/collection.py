@@ -41,7 +41,8 @@ def describe_collection(meta: Any, label: str = "final_val_acc") -> dict[str, An
     """``{"tasks": [row per task], "tau": {(task_a, task_b): tau}, "names": {task_id: name}}`` (see the module
     docstring); tasks sorted by DCN (hardest first) where every task has one, else by name."""
     per_seed = _per_seed(meta, label)
-    names = {r["task_id"]: r["name"] for r in meta.tasks.to_pylist()}
+    tasks = {r["task_id"]: r for r in meta.tasks.to_pylist()}
+    names = {t: r["name"] for t, r in tasks.items()}
     landmarkers = {(r["task_id"], r["name"]): r["value"] for r in meta.landmarkers.to_pylist()}
     rows, primary = [], {}
     for task_id, seeds in per_seed.items():
@@ -64,6 +65,11 @@ def describe_collection(meta: Any, label: str = "final_val_acc") -> dict[str, An
             {
                 "task_id": task_id,
                 "name": names.get(task_id, task_id),
+                "classes": tasks.get(task_id, {}).get("n_classes"),
+                "px": tasks.get(task_id, {}).get("height"),
+                "train/val/test": "/".join(
+                    str(tasks.get(task_id, {}).get(f"n_{s}") or "?") for s in ("train", "val", "test")
+                ),
                 "cells": len(acc),
                 "runs": sum(len(v) for v in seeds.values()),
                 "dcn": landmarkers.get((task_id, "dcn")),
@@ -100,7 +106,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
 def describe_markdown(info: dict[str, Any]) -> str:
     """The description as two markdown tables: per task, then the pairwise Kendall tau matrix."""
     columns = [
-        ("name", 0), ("runs", 0), ("cells", 0), ("dcn", 1), ("acc_min", 1), ("acc_median", 1), ("acc_max", 1),
+        ("name", 0), ("classes", 0), ("px", 0), ("train/val/test", 0), ("runs", 0), ("cells", 0), ("dcn", 1),
+        ("acc_min", 1), ("acc_median", 1), ("acc_max", 1),
         ("acc_iqr", 1), ("seed_noise", 2), ("seed_tau", 2), ("mean_tau_to_others", 2),
     ]  # fmt: skip
     lines = ["| " + " | ".join(c for c, _ in columns) + " |", "|" + "---|" * len(columns)]
