@@ -5,7 +5,11 @@
    held-out task's stored cells, the sources each TAPAS fold kept, and per-fold wins of each transfer method
    against the portfolio and random search.
 2. **Early stopping** (the ``lodo_evaluation`` flow as a subflow, one run per cell): random search replayed
-   under none / median / SH / Hyperband / ASHA / Domhan / Baker / LCRankNet — regret and training cost.
+   under none / median / SH / Hyperband / ASHA / Domhan / Baker / LCRankNet (fixed policy, and the policy chosen
+   by an inner leave-tasks-out, ``lcranknet-tuned``) — regret and training cost.
+3. **Curve ranking** (``curve_epochs``): Kendall tau between LCRankNet's scores of the held-out task's runs after
+   t epochs and their final accuracies, beside the tau of the accuracy at epoch t itself (the no-model baseline) —
+   whether the model ranks partial curves better than their last value does.
 
 Both give means over held-out tasks with 95 % intervals (``nasmeta.evaluation.intervals``), markdown, CSV and
 plots in ``out``, and MLflow runs in experiment ``experiment`` (the stopping part's fold and method runs as
@@ -95,8 +99,11 @@ def pool_report(rows: list[dict[str, Any]], ks: list[int], out: Path) -> dict[st
     ]
     lines += ["## Wins per fold (validation regret, seed means)", "", wins_markdown(wins)]
     if "n_sources" in ok:
-        kept = ok.dropna(subset=["n_sources"]).groupby(["method", "task_id"])["n_sources"].first().reset_index()
-        lines += ["## TAPAS sources kept by the DCN selection, per fold", "", kept.to_markdown(index=False), ""]
+        kept = ok.dropna(subset=["n_sources"]).groupby(["method", "task_id"])["n_sources"].first().unstack("method")
+        lines += ["## TAPAS sources kept by the DCN selection, per fold", ""]
+        lines += ["| task | " + " | ".join(kept.columns) + " |", "|---|" + "---|" * len(kept.columns)]
+        lines += [f"| {task} | " + " | ".join(f"{v:.0f}" for v in row) + " |" for task, row in kept.iterrows()]
+        lines.append("")
     paths["markdown"].write_text("\n".join(lines) + "\n")
     paths["plot"] = _plot_regret_vs_k(ok, ks, out / "pool_regret_vs_k.png")
     return paths
@@ -129,6 +136,29 @@ def _plot_regret_vs_k(frame: Any, ks: list[int], path: Path) -> Path:
     return path
 
 
+@task(name="curve-ranking", cache_policy=NONE)
+def curve_part(root: str, epochs: list[int], params: dict[str, Any], out: str) -> list[dict[str, Any]]:
+    """Per fold: LCRankNet fitted on the other tasks scores the held-out runs' first t epochs."""
+    from metadata_store.dataset import lowest_seed_view
+    from nasmeta.evaluation.lodo import CsvRows, combine_hooks, lodo_folds, lodo_loop, partial_curve_evaluator
+    from nasmeta.transfer.lcranknet import LCRankNet
+
+    meta = lowest_seed_view(open_store(root).meta())
+    evaluators = {t: partial_curve_evaluator(t) for t in epochs}
+
+    def evaluate(name: str, ranker: Any, fold: Any, seed: int) -> dict[str, Any]:
+        row: dict[str, Any] = {"task_id": fold.task_id, "method": name, "seed": seed}
+        for t, evaluator in evaluators.items():
+            result = evaluator(name, ranker, fold, seed)
+            row[f"kendall_tau@{t}"] = result["kendall_tau"]
+            row[f"last_value_tau@{t}"] = result["last_value_kendall_tau"]
+        return row
+
+    sink = CsvRows(Path(out) / "curve_ranking_runs.csv")
+    factories = {"lcranknet": lambda train: LCRankNet(**params).fit(train)}
+    return lodo_loop(lodo_folds(meta), factories, evaluate, [0], hooks=combine_hooks(sink.hooks()))
+
+
 @flow(name="lodo-collection", validate_parameters=False)
 def lodo_collection(
     store: str | None = None,
@@ -139,6 +169,7 @@ def lodo_collection(
     method_params: dict[str, dict[str, Any]] | None = None,
     out: str | None = None,
     experiment: str = "lodo-collection",
+    curve_epochs: list[int] | None = None,
 ) -> dict[str, Any]:
     """Both comparisons (see the module docstring); returns the paths written and the summary tables."""
     import pandas as pd
@@ -200,4 +231,23 @@ def lodo_collection(
         (stop_dir / "stopping_intervals.md").write_text(text)
         table.to_csv(stop_dir / "stopping_intervals.csv", index=False)
         result["stopping"] = {"out": str(stop_dir), "table": table.to_dict("records")}
+    curve_epochs = [1, 2, 4] if curve_epochs is None else list(curve_epochs)
+    if curve_epochs:
+        with tracking.parent_run(experiment, run_name="curve-ranking", params={"epochs": curve_epochs}) as run:
+            run.set_tags({"flow": "lodo_collection", "part": "curve-ranking", "store": root})
+            rows = curve_part(root, curve_epochs, params.get("lcranknet", {}), str(out_dir))
+            frame = completed(pd.DataFrame(rows))
+            metrics = [f"{m}@{t}" for t in curve_epochs for m in ("kendall_tau", "last_value_tau")]
+            table = interval_table(frame, metrics)
+            text = (
+                "# Ranking partial curves: LCRankNet's score vs the accuracy at epoch t (Kendall tau with the final "
+                "validation accuracy of the held-out task's runs; mean over tasks, 95 % interval)\n\n"
+                + interval_markdown(table, metrics)
+            )
+            (out_dir / "curve_ranking.md").write_text(text)
+            run.log_artifact(out_dir / "curve_ranking.md", "results")
+            run.log_artifact(out_dir / "curve_ranking_runs.csv", "results")
+            for t in curve_epochs:
+                run.log_metrics({f"kendall_tau_at_{t}": float(table[f"kendall_tau@{t}"].iloc[0])})
+            result["curve_ranking"] = table.to_dict("records")
     return result

@@ -399,6 +399,9 @@ def lodo_collection_command(
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default $NASMETA_HOME/lodo/collection-<time>).")
     ] = None,
+    curve_epochs: Annotated[
+        str, typer.Option(help="Epochs t at which LCRankNet's ranking of partial curves is scored ('' for none).")
+    ] = "1,2,4",
 ) -> None:
     """Every LODO comparison of a collection as one Prefect flow tracked in MLflow: searches at equal
     evaluations (random, evolution, portfolio, TAPAS with and without DCN selection) and early stopping (none,
@@ -413,6 +416,9 @@ def lodo_collection_command(
         k_list = list(check_ks([int(k) for k in _split(ks) or []]))
         pool = check_pool_methods(_split(pool_methods) or [])
         stopping = _split(stopping_methods) or []
+        epochs = [int(t) for t in _split(curve_epochs) or []]
+        if any(t < 1 for t in epochs):
+            raise ValueError(f"--curve-epochs must be positive, got {curve_epochs!r}")
         from nasmeta.evaluation.methods import method_factory
 
         for name in stopping:
@@ -438,6 +444,7 @@ def lodo_collection_command(
         stopping_methods=stopping,
         method_params=params,
         out=str(out) if out else None,
+        curve_epochs=epochs,
     )
     for part in ("pool", "stopping"):
         if part in result:
@@ -446,6 +453,6 @@ def lodo_collection_command(
     pool_md = Path(result["out"]) / "pool.md"
     if pool_md.is_file():
         typer.echo(pool_md.read_text())
-    stop_md = Path(result["out"]) / "stopping" / "stopping_intervals.md"
-    if stop_md.is_file():
-        typer.echo(stop_md.read_text())
+    for extra in (Path(result["out"]) / "stopping" / "stopping_intervals.md", Path(result["out"]) / "curve_ranking.md"):
+        if extra.is_file():
+            typer.echo(extra.read_text())
