@@ -112,7 +112,18 @@ def pipeline(
         store=store,
         track=track,
     )
+    reference = _stored_reference(store, target_id, budget_obj.train_config().config_hash())
+    if reference:
+        import sys
+
+        print(
+            f"[pipeline] the store's {reference['cells']} cells trained on {target} with this recipe (held out of "
+            f"every component): best val {reference['best_val_acc']:.2f} / test {reference['best_test_acc']:.2f}, "
+            f"median val {reference['median_val_acc']:.2f}",
+            file=sys.stderr,
+        )
     summary = {
+        "reference": reference,
         "target": target,
         "target_task_id": target_id,
         "sources": sources,
@@ -132,6 +143,30 @@ def pipeline(
     return summary
 
 
+def _stored_reference(store: str | None, task_id: str, config_hash: str) -> dict[str, Any] | None:
+    """What the store knows of the target (a collection task): its completed runs' best and median accuracies, a
+    yardstick for the searches (which never see these runs)."""
+    import numpy as np
+
+    from flows.common import open_store
+    from nasmeta import config
+
+    runs = open_store(store or config.default_store_root()).read("runs", task_id=task_id).to_pylist()
+    done = [
+        r
+        for r in runs
+        if r["status"] == "completed" and r["final_val_acc"] is not None and r["config_hash"] == config_hash
+    ]
+    if not done:
+        return None
+    return {
+        "cells": len({r["arch_id"] for r in done}),
+        "best_val_acc": max(r["final_val_acc"] for r in done),
+        "best_test_acc": max(r["final_test_acc"] for r in done if r["final_test_acc"] is not None),
+        "median_val_acc": float(np.median([r["final_val_acc"] for r in done])),
+    }
+
+
 def _shipped_plan(metadata: str | None, space: str) -> dict[str, Any] | None:
     """The plan of shipped collection ``metadata`` when it covers ``space`` (None otherwise)."""
     if not metadata:
@@ -147,13 +182,16 @@ def _shipped_plan(metadata: str | None, space: str) -> dict[str, Any] | None:
 
 
 def _with_collection_recipe(budget: Budget, plan: dict[str, Any], space: str) -> Budget:
-    """``budget`` with the collection's batch size, learning rate and network size for ``space``, all images."""
+    """``budget`` with the collection's batch size, learning rate, epochs and network size for ``space``, all
+    images."""
     from nasmeta.budget import space_family
 
     train = {**budget.train, **{k: v for k, v in plan["train"].items() if k in ("batch_size", "lr")}}
     network = {**budget.network, space_family(space): dict(plan["size"])}
     # the target keeps the collection's images (reduced, its id would differ from the copy held out of the sources)
-    return budget.model_copy(update={"train": train, "network": network, "samples_per_class": None})
+    # and its epochs, so a search's accuracies compare with the collection's runs of the target
+    update = {"train": train, "network": network, "samples_per_class": None, "eval_epochs": plan["epochs"]}
+    return budget.model_copy(update=update)
 
 
 def _import_metadata(name: str, store: str | None) -> dict[str, Any]:
