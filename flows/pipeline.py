@@ -128,7 +128,10 @@ def pipeline(
         "target_task_id": target_id,
         "sources": sources,
         "budget": budget_obj.name,
-        "collect": {k: collected[k] for k in ("planned", "skipped", "trained", "completed", "failed")},
+        "collect": {
+            **{k: collected[k] for k in ("planned", "skipped", "trained", "completed", "failed")},
+            "collection": collected.get("collection"),
+        },
         "transfer": {n: o["status"] for n, o in fitted.items()},
         "transfer_failures": transfer_failures,
         "table": searched["table"],
