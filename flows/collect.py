@@ -186,6 +186,7 @@ def collect_metadata(
     seeds: list[int] | None = None,
     repeat_seeds: list[int] | None = None,
     repeat_archs: int = 0,
+    repeat_tasks: list[str] | None = None,
     search_archs: int = 0,
     train: dict[str, Any] | None = None,
     size: dict[str, Any] | None = None,
@@ -216,6 +217,7 @@ def collect_metadata(
         "seeds": seeds,
         "repeat_seeds": repeat_seeds,
         "repeat_archs": repeat_archs,
+        "repeat_tasks": repeat_tasks,
         "search_archs": search_archs,
         "train": train,
         "size": size,
@@ -279,7 +281,7 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
             (name, arch, seed)
             for name in params.tasks
             for i, arch in enumerate(archs)
-            for seed in params.seeds + (params.repeat_seeds if i < params.repeat_archs else [])
+            for seed in params.seeds + (params.repeat_seeds if _repeated(params, name, i) else [])
         ]
     )
     logger.info(
@@ -370,6 +372,11 @@ def run_collection(params: CollectParams) -> dict[str, Any]:
         )
     summary.pop("planned_before_search")
     return summary
+
+
+def _repeated(params: CollectParams, task: str, index: int) -> bool:
+    """Whether the ``index``-th planned cell of ``task`` is also trained with the repeat seeds."""
+    return index < params.repeat_archs and (params.repeat_tasks is None or task in params.repeat_tasks)
 
 
 def _searched_runs(

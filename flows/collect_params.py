@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class CollectParams(BaseModel):
@@ -24,6 +24,8 @@ class CollectParams(BaseModel):
     #: the first ``repeat_archs`` planned cells are also trained with each of these seeds (seed noise)
     repeat_seeds: list[int] = Field(default_factory=list)
     repeat_archs: int = Field(0, ge=0)
+    #: the tasks whose first ``repeat_archs`` cells get the repeat seeds (None: every task)
+    repeat_tasks: list[str] | None = None
     #: per task, this many more cells proposed by mutating the task's best planned cells once they are trained
     search_archs: int = Field(0, ge=0)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -44,6 +46,13 @@ class CollectParams(BaseModel):
 
         get_space(value)
         return value
+
+    @model_validator(mode="after")
+    def _repeat_tasks_are_tasks(self) -> CollectParams:
+        unknown = sorted(set(self.repeat_tasks or []) - set(self.tasks))
+        if unknown:
+            raise ValueError(f"repeat_tasks {unknown} are not among the collected tasks")
+        return self
 
     @field_validator("tasks")
     @classmethod

@@ -33,7 +33,7 @@ from flows.common import open_store
 POOL_DEFAULT = ["random", "re", "portfolio", "tapas", "tapas-noselect"]
 STOPPING_DEFAULT = ["none", "median", "sh", "hyperband", "asha", "domhan", "baker", "lcranknet", "lcranknet-tuned"]
 #: settings used unless given: both LCRankNets train with the same (halved) number of steps, so the tuned policy is
-#: the only difference between them and 13 folds x 4 fits of the tuned one stay within minutes on a CPU
+#: the only difference between them and 12 folds x 4 fits of the tuned one stay within minutes on a CPU
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"lcranknet": {"steps": 500}, "lcranknet-tuned": {"steps": 500}}
 POOL_METRICS_AT = ("regret_val", "regret_test", "seconds")
 

@@ -2,7 +2,7 @@
 target task with zero-shot, one-shot, transfer-guided and black-box methods side by side -> retrain the winner ->
 a comparison table (console, the store's ``searches`` table, MLflow).
 
-Metadata: by default the shipped collection ``nasmeta-meta-v1`` (13 tasks x 128+ NB201 cells x 12 epochs,
+Metadata: by default the shipped collection ``nasmeta-meta-v1`` (12 tasks x 128 NB201 cells x 12 epochs,
 ``metadata_store/collections/``) is imported into the store instead of collecting (``metadata``); its tasks other
 than the target are the sources, and the target's searches use the collection's training recipe (batch size,
 learning rate) and network size, so new evaluations are comparable with what the components learned from.  With

@@ -33,6 +33,9 @@ def test_the_collection_registers_every_task_with_half_of_its_images_for_validat
     assert set(collection_task_specs("nasmeta-meta-v1")) == set(plan["tasks"])
     with pytest.raises(ValueError, match="unknown collection 'nope'.*nasmeta-meta-v1"):
         collection_plan("nope")
+    assert set(params.repeat_tasks) < set(plan["tasks"])
+    with pytest.raises(ValueError, match=r"repeat_tasks \['nope'\] are not among"):
+        CollectParams(tasks=["digits"], repeat_tasks=["nope"])
 
 
 def test_blur_changes_the_images_and_leaves_older_task_ids_alone() -> None:
@@ -91,6 +94,7 @@ def test_collect_trains_repeated_seeds_and_searched_cells_once(prefect_harness, 
         epochs=1,
         repeat_seeds=[1],
         repeat_archs=1,
+        repeat_tasks=["digits-0to4"],
         search_archs=2,
         size={"C": 4, "N": 1},
         samples_per_class=10,
@@ -100,16 +104,16 @@ def test_collect_trains_repeated_seeds_and_searched_cells_once(prefect_harness, 
         train={"batch_size": 16, "num_threads": 1},
     )
     summary = collect_metadata(**kwargs)
-    # per task: 3 planned cells + 1 repeat seed + 2 searched cells
-    assert summary["planned"] == summary["completed"] == 2 * (3 + 1 + 2)
+    # per task: 3 planned cells + 2 searched cells, and 1 repeat seed on digits-0to4 only
+    assert summary["planned"] == summary["completed"] == 2 * (3 + 2) + 1
     runs = MetadataStore(tmp_path / "store").read("runs").to_pylist()
-    assert sorted(r["seed"] for r in runs).count(1) == 2
+    assert [r["task_id"] for r in runs if r["seed"] == 1] == [summary["task_ids"]["digits-0to4"]]
     per_task = {}
     for r in runs:
         per_task.setdefault(r["task_id"], set()).add(r["arch_id"])
     assert all(len(ids) == 5 for ids in per_task.values())
     again = collect_metadata(**kwargs)  # the same searched cells are planned again, and found done
-    assert again["planned"] == 12 and again["trained"] == 0 and again["skipped"] == 12
+    assert again["planned"] == 11 and again["trained"] == 0 and again["skipped"] == 11
 
 
 def _meta_with_seeds() -> MetaDataset:

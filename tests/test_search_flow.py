@@ -223,7 +223,7 @@ def test_the_main_job_learns_from_the_shipped_collection_without_collecting(pref
         summary["target"] == "meta-digits-noisy" and summary["target_task_id"] == get_task("meta-digits-noisy").task_id
     )
     assert summary["collect"]["collection"] == "nasmeta-meta-v1" and summary["collect"]["trained"] == 0
-    assert summary["collect"]["planned"] == shipped and len(summary["sources"]) == 12
+    assert summary["collect"]["planned"] == shipped and len(summary["sources"]) == 11
     assert "meta-digits-noisy" not in summary["sources"]
     table = {r["method"]: r for r in summary["table"]}
     assert list(table) == default_methods("nb201") and "portfolio" in table
