@@ -42,6 +42,7 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flows.common import open_store
+from flows.progress import StageHooks, stage
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -391,8 +392,11 @@ def lodo_evaluation(
     run_params = {k: v for k, v in params.model_dump().items() if k not in ("tracking_uri",)}
     with tracking.parent_run(params.experiment, run_name="lodo-evaluation", params=run_params, uri=uri) as parent:
         parent.set_tags({"flow": "lodo_evaluation", "methods": ",".join(params.methods)})
-        futures = [lodo_fold.submit(params, task_id, parent, sink, done) for task_id in task_ids]
-        results = pd.DataFrame([row for future in futures for row in future.result()])
+        total = len(task_ids) * len(params.methods) * len(params.seeds)
+        with stage("lodo", total=total, unit="(task, method, seed) rows") as shown:
+            shown_sink = StageHooks(shown, sink)
+            futures = [lodo_fold.submit(params, task_id, parent, shown_sink, done) for task_id in task_ids]
+            results = pd.DataFrame([row for future in futures for row in future.result()])
         ok = completed(results)
         if len(ok) == 0:
             raise ValueError(f"every (task, method, seed) failed; the first: {results['error'].iloc[0]}")

@@ -29,6 +29,7 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from flows.common import open_store
+from flows.progress import StageHooks, stage
 
 POOL_DEFAULT = ["random", "re", "portfolio", "tapas", "tapas-noselect"]
 STOPPING_DEFAULT = ["none", "median", "sh", "hyperband", "asha", "domhan", "baker", "lcranknet", "lcranknet-tuned"]
@@ -57,13 +58,16 @@ def pool_part(
     from nasmeta.evaluation.lodo import CsvRows, combine_hooks
     from nasmeta.evaluation.pool_lodo import pool_lodo
 
-    sink = CsvRows(Path(out) / "pool_runs.csv")
-    return pool_lodo(
-        open_store(root).meta(), methods, seeds, ks, method_params=params, hooks=combine_hooks(sink.hooks())
-    )
+    meta = open_store(root).meta()
+    total = len(meta.task_ids) * len(methods) * len(seeds)
+    with stage("pool", total=total, unit="(task, method, seed) rows") as shown:
+        hooks = StageHooks(shown, CsvRows(Path(out) / "pool_runs.csv")).hooks()
+        return pool_lodo(meta, methods, seeds, ks, method_params=params, hooks=combine_hooks(hooks))
 
 
-def pool_report(rows: list[dict[str, Any]], ks: list[int], out: Path) -> dict[str, Path]:
+def pool_report(
+    rows: list[dict[str, Any]], ks: list[int], out: Path, names: dict[str, str] | None = None
+) -> dict[str, Path]:
     """Markdown, CSVs and the regret-vs-k plot of the pool comparison."""
     import pandas as pd
 
@@ -102,7 +106,11 @@ def pool_report(rows: list[dict[str, Any]], ks: list[int], out: Path) -> dict[st
         kept = ok.dropna(subset=["n_sources"]).groupby(["method", "task_id"])["n_sources"].first().unstack("method")
         lines += ["## TAPAS sources kept by the DCN selection, per fold", ""]
         lines += ["| task | " + " | ".join(kept.columns) + " |", "|---|" + "---|" * len(kept.columns)]
-        lines += [f"| {task} | " + " | ".join(f"{v:.0f}" for v in row) + " |" for task, row in kept.iterrows()]
+        names = names or {}
+        lines += [
+            f"| {names.get(task, task)} | " + " | ".join(f"{v:.0f}" for v in row) + " |"
+            for task, row in kept.iterrows()
+        ]
         lines.append("")
     paths["markdown"].write_text("\n".join(lines) + "\n")
     paths["plot"] = _plot_regret_vs_k(ok, ks, out / "pool_regret_vs_k.png")
@@ -154,9 +162,11 @@ def curve_part(root: str, epochs: list[int], params: dict[str, Any], out: str) -
             row[f"last_value_tau@{t}"] = result["last_value_kendall_tau"]
         return row
 
-    sink = CsvRows(Path(out) / "curve_ranking_runs.csv")
     factories = {"lcranknet": lambda train: LCRankNet(**params).fit(train)}
-    return lodo_loop(lodo_folds(meta), factories, evaluate, [0], hooks=combine_hooks(sink.hooks()))
+    folds = [f for f in lodo_folds(meta) if f.test.runs.num_rows]
+    with stage("curve ranking", total=len(folds), unit="folds") as shown:
+        hooks = StageHooks(shown, CsvRows(Path(out) / "curve_ranking_runs.csv")).hooks()
+        return lodo_loop(folds, factories, evaluate, [0], hooks=combine_hooks(hooks))
 
 
 @flow(name="lodo-collection", validate_parameters=False)
@@ -199,7 +209,8 @@ def lodo_collection(
         ) as run:
             run.set_tags({"flow": "lodo_collection", "part": "pool", "store": root})
             rows = pool_part(root, pool, seed_list, ks, {m: params.get(m, {}) for m in pool}, str(out_dir))
-            paths = pool_report(rows, ks, out_dir)
+            names = {r["task_id"]: r["name"] for r in open_store(root).read("tasks").to_pylist()}
+            paths = pool_report(rows, ks, out_dir, names)
             for path in paths.values():
                 run.log_artifact(path, "results")
             table = interval_table(completed(pd.DataFrame(rows)), [f"regret_val@{k}" for k in ks])

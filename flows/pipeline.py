@@ -22,7 +22,7 @@ from prefect import flow, get_run_logger
 
 from flows.collect import collect_metadata
 from flows.defaults import DEFAULT_METADATA, DEFAULT_SOURCES, DEFAULT_TARGET
-from flows.progress import stage
+from flows.progress import note, stage
 from flows.search import search_target
 from flows.transfer import train_transfer
 from nasmeta.budget import Budget, resolve_budget
@@ -114,13 +114,10 @@ def pipeline(
     )
     reference = _stored_reference(store, target_id, budget_obj.train_config().config_hash())
     if reference:
-        import sys
-
-        print(
+        note(
             f"[pipeline] the store's {reference['cells']} cells trained on {target} with this recipe (held out of "
             f"every component): best val {reference['best_val_acc']:.2f} / test {reference['best_test_acc']:.2f}, "
-            f"median val {reference['median_val_acc']:.2f}",
-            file=sys.stderr,
+            f"median val {reference['median_val_acc']:.2f}"
         )
     summary = {
         "reference": reference,

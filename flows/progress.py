@@ -92,6 +92,29 @@ class Stage:
         return seconds
 
 
+def note(text: str) -> None:
+    """One line of information on stderr (shown unless ``NASMETA_PROGRESS=0``), inside a flow run too."""
+    if _enabled():
+        _line(text)
+
+
+class StageHooks:
+    """LODO-loop hooks that advance a stage per finished row (``nasmeta.evaluation.lodo.LodoHooks``), combined
+    with a sink's hooks: ``hooks()`` as a ``CsvRows`` has, so a flow can pass it where it passes a sink."""
+
+    def __init__(self, shown: Stage, sink: object | None = None) -> None:
+        self.shown, self.sink = shown, sink
+
+    def hooks(self) -> object:
+        from nasmeta.evaluation.lodo import LodoHooks, combine_hooks
+
+        def advance(fold: object, method: str, seed: int, row: dict) -> None:
+            self.shown.advance(f"{method} on {getattr(fold, 'task_id', fold)} seed {seed} {row.get('status', '')}")
+
+        own = LodoHooks(on_result=advance)
+        return combine_hooks(self.sink.hooks(), own) if self.sink is not None else own  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def stage(name: str, total: int | None = None, unit: str = "done") -> Iterator[Stage]:
     """Show ``name`` while the block runs (``total`` units of work when known)."""
