@@ -392,8 +392,13 @@ def lodo_evaluation(
     run_params = {k: v for k, v in params.model_dump().items() if k not in ("tracking_uri",)}
     with tracking.parent_run(params.experiment, run_name="lodo-evaluation", params=run_params, uri=uri) as parent:
         parent.set_tags({"flow": "lodo_evaluation", "methods": ",".join(params.methods)})
-        total = len(task_ids) * len(params.methods) * len(params.seeds)
-        with stage("lodo", total=total, unit="(task, method, seed) rows") as shown:
+        reused = {
+            key
+            for key, rows in finished_rows(done).items()
+            if key[0] in task_ids and key[1] in params.methods and key[2] in params.seeds
+        }
+        total = len(task_ids) * len(params.methods) * len(params.seeds) - len(reused)
+        with stage("lodo", total=total, unit="(task, method, seed) rows to compute") as shown:
             shown_sink = StageHooks(shown, sink)
             futures = [lodo_fold.submit(params, task_id, parent, shown_sink, done) for task_id in task_ids]
             results = pd.DataFrame([row for future in futures for row in future.result()])
