@@ -27,7 +27,17 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["lodo-collection", "--pool-methods", "random,zz", "--out", str(tmp / "out")],
         ["lodo-collection", "--stopping-methods", "median,zz", "--out", str(tmp / "out")],
         ["lodo-collection", "--store", str(tmp / "no-store"), "--out", str(tmp / "out")],
-        ["lodo-collection", "--pool-methods", "", "--stopping-methods", "", "--out", str(tmp / "out")],
+        [
+            "lodo-collection",
+            "--pool-methods",
+            "",
+            "--stopping-methods",
+            "",
+            "--curve-epochs",
+            "",
+            "--out",
+            str(tmp / "out"),
+        ],
         ["store", "describe", "--label", "accuracy", *store],
         # pipeline
         ["pipeline", "--budget", "tiny", *store],

@@ -432,8 +432,8 @@ def lodo_collection_command(
             raise ValueError(f"--store {store!r}: no metadata store at {root}")
     except ValueError as error:
         fail(str(error))
-    if not pool and not stopping:
-        fail("nothing to compare: --pool-methods and --stopping-methods are both empty")
+    if not pool and not stopping and not epochs:
+        fail("nothing to compare: --pool-methods, --stopping-methods and --curve-epochs are all empty")
     from flows.lodo_collection import lodo_collection
 
     result = lodo_collection(
