@@ -110,7 +110,7 @@ def _check_prefect_artifact_and_mlflow_tags(summary: dict, space: str) -> None:
     assert tags["space"] == space and tags["budget"] == "micro"
     assert tags["methods"] == ",".join(r["method"] for r in summary["table"])
     assert len(tags["mlflow.source.git.commit"]) == 40 and tags["prefect.flow_run_id"]
-    assert parent.info.run_name.startswith("search/digits-5to9-s30/")  # micro: 30 images per class
+    assert parent.info.run_name.startswith("search/meta-digits-noisy-s30/")  # micro: 30 images per class
     experiment = client.get_experiment(parent.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the classic training view
     children = client.search_runs(

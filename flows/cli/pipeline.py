@@ -144,7 +144,7 @@ def pipeline_command(
 
 @search_app.command("target")
 def search_target_command(
-    task: str = typer.Option(DEFAULT_TARGET, help="Target task."),
+    task: str = typer.Option("digits-5to9", help="Target task."),
     space: str = typer.Option("nb201"),
     methods: str | None = typer.Option(None, help=METHODS_HELP),
     budget: str = typer.Option("default", help="micro | default | paper"),
