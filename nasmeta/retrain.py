@@ -59,14 +59,5 @@ def retrain(
 def with_retrain(result: SearchResult, retrained: Retrained) -> SearchResult:
     """``result`` with the retrained accuracies as ``best_val_acc`` / ``best_test_acc``, the retraining appended
     to ``history`` and its summary in ``extra["retrain"]``; ``cost_seconds`` includes the retraining."""
-    ev = retrained.evaluation
     summary = {k: v for k, v in retrained.result.to_dict().items() if k != "curve"}
-    return replace(
-        result,
-        best_val_acc=ev.val_acc,
-        best_test_acc=ev.test_acc,
-        history=[*result.history, ev],
-        n_evaluations=result.n_evaluations + 1,
-        cost_seconds=result.cost_seconds + ev.cost_seconds,
-        extra={**result.extra, "retrain": {**summary, "build": retrained.build}},
-    )
+    return result.with_pick_evaluated(retrained.evaluation, retrain={**summary, "build": retrained.build})

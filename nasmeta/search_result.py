@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nasmeta.evaluators import Evaluation
@@ -27,3 +27,16 @@ class SearchResult:
     cost_seconds: float = 0.0
     n_evaluations: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_pick_evaluated(self, evaluation: Evaluation, **extra: Any) -> SearchResult:
+        """A copy whose accuracies are ``evaluation``'s (the pick trained again), with the evaluation appended to
+        ``history``, counted and costed, and ``extra`` merged into ``extra``."""
+        return replace(
+            self,
+            best_val_acc=evaluation.val_acc,
+            best_test_acc=evaluation.test_acc,
+            history=[*self.history, evaluation],
+            n_evaluations=self.n_evaluations + 1,
+            cost_seconds=self.cost_seconds + evaluation.cost_seconds,
+            extra={**self.extra, **extra},
+        )

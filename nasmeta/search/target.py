@@ -103,14 +103,7 @@ class SearchContext:
         picked = self.evaluator().evaluate(result.best_arch, seed=self.seed)
         if picked.status != "completed":
             raise RuntimeError(f"training the pick {result.best_arch} failed: {picked.error}")
-        return replace(
-            result,
-            best_val_acc=picked.val_acc,
-            best_test_acc=picked.test_acc,
-            history=[*result.history, picked],
-            n_evaluations=result.n_evaluations + 1,
-            cost_seconds=result.cost_seconds + picked.cost_seconds,
-        )
+        return result.with_pick_evaluated(picked)
 
     def loop_options(self) -> dict[str, Any]:
         """Keyword arguments every loop-based method passes to ``run_search`` (hooks and the target task)."""
