@@ -81,18 +81,23 @@ def _warm_up(method: str, space: str, task, kwargs: dict, device: str) -> None: 
     oneshot_search(method, space, tiny, 1, 8, 0, supernet_size=size, device=device, **kwargs)
 
 
-def _bare_worker(args: argparse.Namespace) -> None:
-    """``--loop-vs-bare``: one process runs either the library's DARTS loop or the bare loop, same data and size."""
-    import torch
-
+def _task(args: argparse.Namespace):  # -> TaskData
+    """The benchmark's images: the CIFAR-10 subset when the data folder is set, else digits."""
     from nasmeta.data.tasks import get_task
 
-    torch.set_num_threads(args.threads)
     name = "cifar10" if os.environ.get("NASMETA_DATA_DIR") else "digits"
     spec = get_task(name).with_(samples_per_class=args.samples_per_class, test_per_class=10)
     if args.resolution:
         spec = spec.with_(resolution=args.resolution)
-    task = spec.load()
+    return spec.load()
+
+
+def _bare_worker(args: argparse.Namespace) -> None:
+    """``--loop-vs-bare``: one process runs either the library's DARTS loop or the bare loop, same data and size."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    task = _task(args)
     size = {k: int(v) for k, v in (item.split("=") for item in args.size)}
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _bare_darts import bare_darts_search
@@ -159,15 +164,10 @@ def _loop_vs_bare(args: argparse.Namespace) -> None:
 def _worker(args: argparse.Namespace) -> None:
     import torch
 
-    from nasmeta.data.tasks import get_task
     from nasmeta.oneshot import oneshot_search
 
     torch.set_num_threads(args.threads)
-    name = "cifar10" if os.environ.get("NASMETA_DATA_DIR") else "digits"
-    spec = get_task(name).with_(samples_per_class=args.samples_per_class, test_per_class=10)
-    if args.resolution:
-        spec = spec.with_(resolution=args.resolution)
-    task = spec.load()
+    task = _task(args)
     method, kwargs = STRATEGIES[args.worker]
     if method == "random":
         kwargs = {**kwargs, "n_candidates": args.candidates}
