@@ -27,6 +27,7 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["lodo-collection", "--pool-methods", "random,zz", "--out", str(tmp / "out")],
         ["lodo-collection", "--stopping-methods", "median,zz", "--out", str(tmp / "out")],
         ["lodo-collection", "--store", str(tmp / "no-store"), "--out", str(tmp / "out")],
+        ["lodo-collection", "--resume", str(tmp / "no-such.csv"), "--out", str(tmp / "out")],
         [
             "lodo-collection",
             "--pool-methods",

@@ -63,3 +63,30 @@ def test_lodo_collection_writes_every_table_with_intervals_and_tracks_the_parts(
     parts = {r.data.tags.get("part") for r in runs}
     assert {"pool", "curve-ranking"} <= parts
     assert any(r.data.tags.get("flow") == "lodo_evaluation" for r in runs)
+
+
+def test_lodo_collection_resumes_the_stopping_part_from_its_csv(prefect_harness, tmp_path):
+    from flows.lodo_collection import lodo_collection
+
+    store = _store(tmp_path / "store")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        first = lodo_collection(
+            store=store, seeds=1, pool_methods=[], stopping_methods=["none", "median"], out=str(tmp_path / "a"),
+            curve_epochs=[],
+        )  # fmt: skip
+        rows = pd.read_csv(tmp_path / "a" / "stopping" / "lodo_runs.csv")
+        # a marker no replay computes: the resumed run must carry it, so reused rows are not recomputed
+        rows.loc[rows["method"] == "median", "hours"] = 123.0
+        rows.to_csv(tmp_path / "resume.csv", index=False)
+        second = lodo_collection(
+            store=store, seeds=1, pool_methods=[], stopping_methods=["none", "median"], out=str(tmp_path / "b"),
+            curve_epochs=[], resume=str(tmp_path / "resume.csv"),
+        )  # fmt: skip
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    before = {r["method"]: r for r in first["stopping"]["table"]}
+    after = {r["method"]: r for r in second["stopping"]["table"]}
+    assert before["median"]["hours"] != 123.0 and after["median"]["hours"] == 123.0
+    assert after["none"]["hours"] == before["none"]["hours"]
+

@@ -402,6 +402,10 @@ def lodo_collection_command(
     curve_epochs: Annotated[
         str, typer.Option(help="Epochs t at which LCRankNet's ranking of partial curves is scored ('' for none).")
     ] = "1,2,4",
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="The stopping part's lodo_runs.csv from an interrupted run: its finished rows are reused."),
+    ] = None,
 ) -> None:
     """Every LODO comparison of a collection as one Prefect flow tracked in MLflow: searches at equal
     evaluations (random, evolution, portfolio, TAPAS with and without DCN selection) and early stopping (none,
@@ -430,6 +434,8 @@ def lodo_collection_command(
         root, _ = resolve_store(store)
         if not (Path(root) / "runs").is_dir() and "://" not in root:
             raise ValueError(f"--store {store!r}: no metadata store at {root}")
+        if resume is not None and not resume.is_file():
+            raise ValueError(f"--resume {resume}: no such results CSV")
     except ValueError as error:
         fail(str(error))
     if not pool and not stopping and not epochs:
@@ -445,6 +451,7 @@ def lodo_collection_command(
         method_params=params,
         out=str(out) if out else None,
         curve_epochs=epochs,
+        resume=None if resume is None else str(resume),
     )
     for part in ("pool", "stopping"):
         if part in result:
