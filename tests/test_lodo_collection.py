@@ -89,4 +89,3 @@ def test_lodo_collection_resumes_the_stopping_part_from_its_csv(prefect_harness,
     after = {r["method"]: r for r in second["stopping"]["table"]}
     assert before["median"]["hours"] != 123.0 and after["median"]["hours"] == 123.0
     assert after["none"]["hours"] == before["none"]["hours"]
-
