@@ -23,8 +23,9 @@ Deviations, chosen for small CPU budgets and said here:
   then only at stake where a space has constraints across positions (DARTS: two distinct inputs per node);
 - the model is kept between iterations and trained ``epochs`` more passes at each refit (the official code also
   keeps the controller), starting from ``seed``'s initialisation; one optimizer per refit;
-- when no valid new architecture is found for any top architecture at the largest ``eta``, a random new
-  architecture is evaluated instead (counted in ``stats["random_fallback"]``);
+- a top architecture whose ladder of ``eta`` gives nothing valid and new is replaced by the next best evaluated
+  one (so a round yields up to ``top_k`` new architectures); when no evaluated architecture gives one, a random
+  new architecture is evaluated instead (counted in ``stats["random_fallback"]``);
 - on a finite pool (``pool``: stored cells of a collection), a decoded architecture is mapped to the nearest pool
   cell not yet evaluated (token Hamming distance, ties broken by the seeded generator), since only stored cells
   can be "evaluated" without training.
@@ -400,26 +401,27 @@ class NAOSearcher(Searcher):
 
     def _next_batch(self, completed: Sequence[Evaluation]) -> list[Architecture]:
         self.fit(completed)
-        best = sorted(completed, key=lambda e: -e.val_acc)
-        parents, ids = [], set()
-        for e in best:
+        ranked, ids = [], set()
+        for e in sorted(completed, key=lambda e: -e.val_acc):
             if e.arch.arch_id not in ids:
                 ids.add(e.arch.arch_id)
-                parents.append(e.arch)
-            if len(parents) == self.config.top_k:
-                break
+                ranked.append(e.arch)
         batch_ids: set[str] = set()
 
         def is_new(arch: Architecture) -> bool:
             return arch.arch_id not in self.seen and arch.arch_id not in batch_ids
 
-        out = []
+        out: list[Architecture] = []
         stats: dict[str, int] = {}
-        found = ascend(self.model, self.space, parents, is_new, self.config, stats)
-        for arch in found:
-            if arch is not None:
-                batch_ids.add(arch.arch_id)
-                out.append(arch)
+        k = self.config.top_k
+        # the top_k best first; when some of them decode to nothing new, the next best ones are moved too
+        for begin in range(0, len(ranked), k):
+            for arch in ascend(self.model, self.space, ranked[begin : begin + k], is_new, self.config, stats):
+                if arch is not None and len(out) < k:
+                    batch_ids.add(arch.arch_id)
+                    out.append(arch)
+            if len(out) >= k:
+                break
         self.stats["decoded"] += stats.get("decoded", 0)
         self.stats["valid"] += stats.get("valid", 0)
         return out
