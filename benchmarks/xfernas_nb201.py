@@ -168,8 +168,10 @@ def main() -> None:
     if args.out:
         frame.to_csv(args.out, index=False)
     metrics = [f"regret@{k}" for k in ks]
-    print(f"\nNB201 LODO, {args.seeds} seeds, {args.n_source} cells per source dataset for g_u "
-          f"(200-epoch test accuracy), regret in points of 200-epoch test accuracy (selection: 12-epoch val)\n")
+    print(
+        f"\nNB201 LODO, {args.seeds} seeds, {args.n_source} cells per source dataset for g_u "
+        f"(200-epoch test accuracy), regret in points of 200-epoch test accuracy (selection: 12-epoch val)\n"
+    )
     for held_out in args.held_out:
         part = frame[frame["task_id"] == held_out].assign(task_id=lambda f: f["seed"].astype(str))
         print(f"### held out: {held_out} (95 % interval over seeds)\n")

@@ -394,9 +394,7 @@ class NAOSearcher(Searcher):
         archs = [e.arch for e in completed]
         labels = percentile_labels([e.val_acc for e in completed])
         seed = self.config.seed * 1000 + self.stats["refits"]
-        self.losses = train_nao(
-            self.model, as_tokens(self.space, archs), labels, self.config, self.config.epochs, seed
-        )
+        self.losses = train_nao(self.model, as_tokens(self.space, archs), labels, self.config, self.config.epochs, seed)
         self.stats["refits"] += 1
 
     def _next_batch(self, completed: Sequence[Evaluation]) -> list[Architecture]:
