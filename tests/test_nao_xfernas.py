@@ -57,6 +57,22 @@ def test_tokens_round_trip_on_every_nb201_cell_and_on_sampled_darts_genotypes() 
             assert all(t in c for t, c in zip(tokens, choices, strict=True))
 
 
+def test_every_sequence_built_from_next_token_choices_is_a_valid_genotype() -> None:
+    rng = np.random.default_rng(4)
+    for name in ("darts", "darts-s1", "darts-s4"):
+        space = get_space(name)
+        for arch in _distinct(space, 30, seed=6):
+            tokens = space.tokens(arch)
+            assert all(tokens[p] in space.next_token_choices(tokens[:p]) for p in range(len(tokens)))
+        for _ in range(100):
+            prefix: list[int] = []
+            while len(prefix) < 32:
+                prefix.append(int(rng.choice(space.next_token_choices(prefix))))
+            space.from_tokens(prefix)  # raises if invalid
+    with pytest.raises(ValueError, match="prefix of 32"):
+        get_space("darts").next_token_choices([0] * 32)
+
+
 def test_bad_tokens_raise_value_errors_naming_the_value() -> None:
     nb201, darts = get_space("nb201"), get_space("darts")
     with pytest.raises(ValueError, match="token 5 at position 2"):
@@ -106,7 +122,7 @@ def test_nao_proposes_only_valid_new_cells_and_finds_better_ones_than_its_start(
 
     for name, good in (("nb201", ("nor_conv_3x3",)), ("darts", ("sep_conv_3x3",))):
         space = get_space(name)
-        searcher = NAOSearcher(space, 0, n_initial=6, top_k=4, epochs=20)
+        searcher = NAOSearcher(space, 0, n_initial=6, top_k=4, epochs=60)
         result = run_search(searcher, _CountEvaluator(space, good), 18, seed=0)
         ids = [e.arch.arch_id for e in result.history]
         assert len(ids) == 18 and len(set(ids)) == 18

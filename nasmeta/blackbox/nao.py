@@ -19,8 +19,11 @@ Deviations, chosen for small CPU budgets and said here:
   the paper's NASNet-space setting is 32-token sequences, hidden 96, 1,000 epochs per iteration;
 - labels are the percentile rank of each evaluation among the evaluations so far (0 = worst, 1 = best), where
   NAO min-max scales accuracies; ranks keep tasks with different accuracy ranges comparable (XferNAS pools tasks);
-- the decoder masks, per position, the tokens the space cannot have there (``space.token_choices()``); validity is
-  then only at stake where a space has constraints across positions (DARTS: two distinct inputs per node);
+- the decoder masks, per position, the tokens the space cannot have there (``space.token_choices()``), as NAO's
+  decoder restricts node indices and ops to their ranges; with ``constrained`` (default) it also applies the
+  space's constraints across positions (``space.next_token_choices(prefix)``; DARTS: two distinct inputs per node,
+  an op allowed on the chosen edge), so every decode is a valid architecture -- NAO's NASNet space has no such
+  constraints, the DARTS genotype does; ``constrained=False`` measures how often the free decoder breaks them;
 - the model is kept between iterations and trained ``epochs`` more passes at each refit (the official code also
   keeps the controller), starting from ``seed``'s initialisation; one optimizer per refit;
 - a top architecture whose ladder of ``eta`` gives nothing valid and new is replaced by the next best evaluated
@@ -76,6 +79,8 @@ class NAOConfig(BaseModel):
     eta: float = Field(1.0, gt=0.0)
     eta_growth: float = Field(2.0, gt=1.0)
     max_raises: int = Field(10, ge=0)
+    #: decode with the space's prefix-dependent constraints (``next_token_choices``), so every decode is valid
+    constrained: bool = True
     seed: int = 0
 
 
@@ -147,14 +152,21 @@ class NAOModel(nn.Module):
         return self._step_logits(dec_out, outputs, slice(0, self.length))
 
     @torch.no_grad()
-    def decode(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Greedy decoding of (B, L, H) encoder outputs -> (B, L) token ids (each within its position's choices)."""
+    def decode(self, outputs: torch.Tensor, next_choices: Any = None) -> torch.Tensor:
+        """Greedy decoding of (B, L, H) encoder outputs -> (B, L) token ids, each within its position's choices;
+        ``next_choices(prefix) -> allowed ids`` (a space's ``next_token_choices``) narrows each step further."""
         state = self._initial_state(outputs)
         token = torch.full((outputs.shape[0], 1), self.vocab_size, dtype=torch.long)
-        found = []
+        found: list[torch.Tensor] = []
         for position in range(self.length):
             dec_out, state = self.decoder(self.dec_embed(token), state)
             logits = self._step_logits(dec_out, outputs, slice(position, position + 1))
+            if next_choices is not None:
+                prefixes = torch.cat(found, dim=1).tolist() if found else [[] for _ in range(len(logits))]
+                allowed = torch.full_like(logits, float("-inf"))
+                for row, prefix in enumerate(prefixes):
+                    allowed[row, 0, list(next_choices(prefix))] = 0.0
+                logits = logits + allowed
             token = logits.argmax(dim=-1)
             found.append(token)
         return torch.cat(found, dim=1)
@@ -235,12 +247,14 @@ def predict(model: NAOModel, space: SearchSpace, archs: Sequence[Architecture], 
     return scores.numpy().astype(float)
 
 
-def reconstruct(model: NAOModel, space: SearchSpace, archs: Sequence[Architecture]) -> dict[str, float]:
+def reconstruct(
+    model: NAOModel, space: SearchSpace, archs: Sequence[Architecture], constrained: bool = True
+) -> dict[str, float]:
     """Encode and decode ``archs``: share of tokens and of whole sequences reproduced, share of decodes that are
-    valid architectures."""
+    valid architectures (``constrained``: decoding with ``space.next_token_choices``)."""
     tokens = as_tokens(space, archs)
     with torch.no_grad():
-        decoded = model.decode(model.encode(tokens))
+        decoded = model.decode(model.encode(tokens), space.next_token_choices if constrained else None)
     valid = 0
     for row in decoded.tolist():
         try:
@@ -280,7 +294,7 @@ def ascend(
             # the counts cover the decodes up to it, as raising eta one step at a time would have made
             moved = F.normalize(outputs[i : i + 1] + etas[:, None, None] * grads[i : i + 1], dim=-1)
             chosen = None
-            for row in model.decode(moved).tolist():
+            for row in model.decode(moved, space.next_token_choices if config.constrained else None).tolist():
                 stats["decoded"] = stats.get("decoded", 0) + 1
                 try:
                     arch = space.from_tokens(row)

@@ -156,6 +156,11 @@ class SearchSpace(abc.ABC):
         Spaces without an inverse raise ``ValueError``."""
         raise ValueError(f"space {self.name!r} has no tokens -> architecture inverse")
 
+    def next_token_choices(self, prefix: Sequence[int]) -> tuple[int, ...]:
+        """The token ids that can follow ``prefix`` in some architecture's :meth:`tokens` (constrained decoding);
+        default: the position's :meth:`token_choices`, for spaces whose positions are independent."""
+        return self.token_choices()[len(prefix)]
+
     @abc.abstractmethod
     def graph(self, arch: Architecture) -> tuple[np.ndarray, list[int]]:
         """(adjacency matrix of the DAG with ops on nodes, op id per node) for graph encoders."""

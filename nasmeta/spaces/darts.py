@@ -342,6 +342,21 @@ class DartsSpace(SearchSpace):
                 out += [tuple(range(NODES[k // 2])), op_tokens]
         return out
 
+    def next_token_choices(self, prefix: Sequence[int]) -> tuple[int, ...]:
+        """Input positions: the node's inputs other than its first pair's; op positions: the ops allowed on the
+        edge the pair's input chose, so every sequence built this way is a valid genotype."""
+        position = len(prefix)
+        if not 0 <= position < 4 * N_PAIRS:
+            raise ValueError(f"a DARTS token sequence has {4 * N_PAIRS} positions, got a prefix of {position}")
+        cell = CELL_TYPES[position // (2 * N_PAIRS)]
+        k = (position % (2 * N_PAIRS)) // 2
+        node = NODES[k // 2]
+        if position % 2 == 0:
+            taken = {int(prefix[position - 2])} if k % 2 else set()
+            return tuple(j for j in range(node) if j not in taken)
+        offset = len(NODES) + 1
+        return tuple(offset + OP_VOCAB.index(op) for op in self._choices(cell, edge_index(node, int(prefix[-1]))))
+
     def graph(self, arch: Architecture) -> tuple[np.ndarray, list[int]]:
         """Op-on-node DAG of both cells (22 nodes, topologically ordered).
 
