@@ -39,10 +39,10 @@ def main() -> None:
 
     torch.set_num_threads(1)
     print(
-        "| space | train cells | epochs | token acc | cell acc | valid (reconstruction) | valid (ascent decodes) "
-        "| new valid cell found | seconds |"
+        "| space | constrained | train cells | epochs | token acc | cell acc | valid (reconstruction) "
+        "| valid (ascent decodes) | new valid cell found | seconds |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.spaces:
         start = time.perf_counter()
         space = get_space(name)
