@@ -16,7 +16,13 @@ def small_budget_sizes(evaluations: int, n_initial: int, top_k: int) -> dict[str
     return {"n_initial": initial, "top_k": max(1, min(top_k, evaluations - initial))}
 
 
-@search_method("blackbox-nao", family="black-box", spaces=("nb201", "darts"), schedulable=True, default=False)
+@search_method(
+    "blackbox-nao",
+    family="black-box",
+    spaces=("nb201", "darts", "darts-s1", "darts-s2", "darts-s3", "darts-s4"),
+    schedulable=True,
+    default=False,
+)
 def nao_method(ctx: SearchContext) -> SearchResult:
     """NAO: random initial cells, then gradient ascent on the learnt embedding of the best ones, decoded and trained."""
     from nasmeta.blackbox.nao import NAOConfig, NAOSearcher

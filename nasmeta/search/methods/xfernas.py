@@ -13,7 +13,7 @@ from nasmeta.search_result import SearchResult
 @search_method(
     "transfer-xfernas",
     family="transfer",
-    spaces=("nb201", "darts"),
+    spaces=("nb201", "darts", "darts-s1", "darts-s2", "darts-s3", "darts-s4"),
     schedulable=True,
     default=False,
     order=20,
