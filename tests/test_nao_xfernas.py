@@ -4,6 +4,7 @@ inputs, and the search / pool methods through their registries."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,9 @@ SOURCE = {"nor_conv_3x3": 1.0, "nor_conv_1x1": 0.5, "none": -1.0}
 TARGET = {**SOURCE, "avg_pool_3x3": 1.5}  # the target also rewards pooling, which no source does
 
 
+@functools.cache
 def _xfernas(seed: int = 0):
+    """One fitted component shared by the tests (none of them changes it: searchers copy its model)."""
     from nasmeta.transfer.xfernas import XferNAS
 
     space = get_space("nb201")
