@@ -24,7 +24,9 @@ Methods (``POOL_METHODS``; each built once per fold from the other tasks only, `
   gradient-ascent decodes; a decoded cell that is not in the pool is replaced by the nearest pool cell not yet
   evaluated (token Hamming distance), since stored cells are all that can be evaluated without training;
 - ``xfernas`` — XferNAS (``nasmeta.transfer.xfernas``): the universal surrogate fitted on the sources, the 5 pool
-  cells it ranks highest first, then NAO rounds with surrogate ``g_u + r_t`` (same mapping to pool cells).
+  cells it ranks highest first, then NAO rounds with surrogate ``g_u + r_t`` (same mapping to pool cells);
+  ``xfernas-universal`` the ablation without the target: the pool in the order of ``g_u`` alone (no residual, no
+  gradient ascent), whose ``kendall_tau`` is the universal part's rank correlation on the unseen task.
 
 Deterministic methods (portfolio, TAPAS: fitted once per fold with seed 0) give the same row for every seed; the
 seeds vary the random and evolutionary baselines (and the random tail of the portfolio order).
@@ -134,6 +136,19 @@ def _xfernas(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
     return searcher
 
 
+def _xfernas_universal(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
+    from nasmeta.search.searchers import FixedOrderSearcher
+    from nasmeta.transfer.xfernas import XferNAS
+
+    xfernas = XferNAS(**params).fit(train)
+
+    def searcher(space: Any, pool: Sequence[Any], seed: int) -> Any:
+        return FixedOrderSearcher(xfernas.rank(pool))
+
+    searcher.info = {"n_sources": len(xfernas.source_tasks), "sources": xfernas.source_tasks}  # type: ignore[attr-defined]
+    return searcher
+
+
 POOL_METHODS: dict[str, Callable[[Any, Fold, Mapping[str, Any]], Any]] = {
     "random": _random,
     "re": _evolution,
@@ -142,6 +157,7 @@ POOL_METHODS: dict[str, Callable[[Any, Fold, Mapping[str, Any]], Any]] = {
     "tapas-noselect": _tapas(select=False),
     "nao": _nao,
     "xfernas": _xfernas,
+    "xfernas-universal": _xfernas_universal,
 }
 
 
