@@ -19,7 +19,14 @@ Methods (``POOL_METHODS``; each built once per fold from the other tasks only, `
   (then random order for cells it does not hold);
 - ``tapas`` — TAPAS fitted on the sources, the pool ranked by the TAP's prediction for the held-out task's DCN;
   ``tapas-noselect`` the same with DCN source selection off (every source kept), so the selection's effect is
-  measured.  Rows of both carry ``n_sources``, how many source tasks the DCN selection kept.
+  measured.  Rows of both carry ``n_sources``, how many source tasks the DCN selection kept;
+- ``nao`` — NAO (``nasmeta.blackbox.nao``) from scratch on the pool: 5 random cells, then rounds of 5
+  gradient-ascent decodes; a decoded cell that is not in the pool is replaced by the nearest pool cell not yet
+  evaluated (token Hamming distance), since stored cells are all that can be evaluated without training;
+- ``xfernas`` — XferNAS (``nasmeta.transfer.xfernas``): the universal surrogate fitted on the sources, the 5 pool
+  cells it ranks highest first, then NAO rounds with surrogate ``g_u + r_t`` (same mapping to pool cells);
+  ``xfernas-universal`` the ablation without the target: the pool in the order of ``g_u`` alone (no residual, no
+  gradient ascent), whose ``kendall_tau`` is the universal part's rank correlation on the unseen task.
 
 Deterministic methods (portfolio, TAPAS: fitted once per fold with seed 0) give the same row for every seed; the
 seeds vary the random and evolutionary baselines (and the random tail of the portfolio order).
@@ -108,12 +115,49 @@ def _dcn_of(fold: Fold) -> float:
     return float(values[0]) / 100.0
 
 
+def _nao(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
+    from nasmeta.blackbox.nao import NAOConfig, NAOSearcher
+
+    config = NAOConfig(**{"n_initial": 5, "top_k": 5, **params})
+    return lambda space, pool, seed: NAOSearcher(space, seed, config, pool=pool)
+
+
+def _xfernas(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
+    from nasmeta.transfer.xfernas import XferNAS
+
+    options = dict(params)
+    search = {"top_k": int(options.pop("top_k", 5))}
+    xfernas = XferNAS(**options).fit(train)
+
+    def searcher(space: Any, pool: Sequence[Any], seed: int) -> Any:
+        return xfernas.searcher(seed, pool=pool, **search)
+
+    searcher.info = {"n_sources": len(xfernas.source_tasks), "sources": xfernas.source_tasks}  # type: ignore[attr-defined]
+    return searcher
+
+
+def _xfernas_universal(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
+    from nasmeta.search.searchers import FixedOrderSearcher
+    from nasmeta.transfer.xfernas import XferNAS
+
+    xfernas = XferNAS(**params).fit(train)
+
+    def searcher(space: Any, pool: Sequence[Any], seed: int) -> Any:
+        return FixedOrderSearcher(xfernas.rank(pool))
+
+    searcher.info = {"n_sources": len(xfernas.source_tasks), "sources": xfernas.source_tasks}  # type: ignore[attr-defined]
+    return searcher
+
+
 POOL_METHODS: dict[str, Callable[[Any, Fold, Mapping[str, Any]], Any]] = {
     "random": _random,
     "re": _evolution,
     "portfolio": _portfolio,
     "tapas": _tapas(select=True),
     "tapas-noselect": _tapas(select=False),
+    "nao": _nao,
+    "xfernas": _xfernas,
+    "xfernas-universal": _xfernas_universal,
 }
 
 

@@ -145,6 +145,22 @@ class SearchSpace(abc.ABC):
     def vocab_size(self) -> int:
         """Number of distinct token ids ``tokens`` can return."""
 
+    def from_tokens(self, tokens: Sequence[int]) -> Architecture:
+        """The architecture whose ``tokens`` are ``tokens`` (the inverse of :meth:`tokens`, for sequence decoders such
+        as NAO's); a sequence that is no architecture of this space raises ``ValueError`` naming the bad token.
+        Spaces without an inverse raise ``ValueError``."""
+        raise ValueError(f"space {self.name!r} has no tokens -> architecture inverse")
+
+    def token_choices(self) -> list[tuple[int, ...]]:
+        """Per position of :meth:`tokens`, the token ids that position can take (a decoder masks the others).
+        Spaces without an inverse raise ``ValueError``."""
+        raise ValueError(f"space {self.name!r} has no tokens -> architecture inverse")
+
+    def next_token_choices(self, prefix: Sequence[int]) -> tuple[int, ...]:
+        """The token ids that can follow ``prefix`` in some architecture's :meth:`tokens` (constrained decoding);
+        default: the position's :meth:`token_choices`, for spaces whose positions are independent."""
+        return self.token_choices()[len(prefix)]
+
     @abc.abstractmethod
     def graph(self, arch: Architecture) -> tuple[np.ndarray, list[int]]:
         """(adjacency matrix of the DAG with ops on nodes, op id per node) for graph encoders."""

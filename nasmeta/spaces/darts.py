@@ -310,6 +310,53 @@ class DartsSpace(SearchSpace):
                 out += [j, len(NODES) + 1 + OP_VOCAB.index(op)]
         return out
 
+    def from_tokens(self, tokens: Sequence[int]) -> Architecture:
+        """Inverse of :meth:`tokens` (the two pairs of a node may come in either order); the genotype is then
+        validated as :meth:`from_encoding` does (distinct inputs per node, ops allowed on their edges)."""
+        from nasmeta.spaces.nb201 import _token_list
+
+        ids = _token_list(tokens, 2 * 2 * N_PAIRS)
+        offset = len(NODES) + 1
+        cells = []
+        for ci in range(2):
+            pairs = []
+            for k in range(N_PAIRS):
+                j, op = ids[ci * 2 * N_PAIRS + 2 * k], ids[ci * 2 * N_PAIRS + 2 * k + 1]
+                position = ci * 2 * N_PAIRS + 2 * k
+                if not 0 <= j < NODES[k // 2]:
+                    raise ValueError(f"token {j!r} at position {position} is no input of node {NODES[k // 2]}")
+                if not offset <= op < offset + len(OP_VOCAB):
+                    raise ValueError(f"token {op!r} at position {position + 1} is no op token ({offset}..)")
+                pairs.append((OP_VOCAB[op - offset], j))
+            cells.append(pairs)
+        return self.from_encoding(cells)
+
+    def token_choices(self) -> list[tuple[int, ...]]:
+        """Input positions: the inputs of the pair's node; op positions: the real ops of the cell type's edges."""
+        offset = len(NODES) + 1
+        out: list[tuple[int, ...]] = []
+        for cell in CELL_TYPES:
+            used = {op for row in self._edge_ops[cell] for op in row if op != "none"}
+            op_tokens = tuple(offset + i for i, op in enumerate(OP_VOCAB) if op in used)
+            for k in range(N_PAIRS):
+                out += [tuple(range(NODES[k // 2])), op_tokens]
+        return out
+
+    def next_token_choices(self, prefix: Sequence[int]) -> tuple[int, ...]:
+        """Input positions: the node's inputs other than its first pair's; op positions: the ops allowed on the
+        edge the pair's input chose, so every sequence built this way is a valid genotype."""
+        position = len(prefix)
+        if not 0 <= position < 4 * N_PAIRS:
+            raise ValueError(f"a DARTS token sequence has {4 * N_PAIRS} positions, got a prefix of {position}")
+        cell = CELL_TYPES[position // (2 * N_PAIRS)]
+        k = (position % (2 * N_PAIRS)) // 2
+        node = NODES[k // 2]
+        if position % 2 == 0:
+            taken = {int(prefix[position - 2])} if k % 2 else set()
+            return tuple(j for j in range(node) if j not in taken)
+        offset = len(NODES) + 1
+        return tuple(offset + OP_VOCAB.index(op) for op in self._choices(cell, edge_index(node, int(prefix[-1]))))
+
     def graph(self, arch: Architecture) -> tuple[np.ndarray, list[int]]:
         """Op-on-node DAG of both cells (22 nodes, topologically ordered).
 

@@ -233,6 +233,17 @@ class NB201Space(SearchSpace):
     def vocab_size(self) -> int:
         return len(OPS)
 
+    def from_tokens(self, tokens: Sequence[int]) -> Architecture:
+        """Inverse of :meth:`tokens`: one op id (index in :data:`OPS`) per edge."""
+        ids = _token_list(tokens, len(EDGES))
+        for position, token in enumerate(ids):
+            if not 0 <= token < len(OPS):
+                raise ValueError(f"token {token!r} at position {position} is no NB201 op id (0..{len(OPS) - 1})")
+        return Architecture(self.name, tuple(OPS[t] for t in ids))
+
+    def token_choices(self) -> list[tuple[int, ...]]:
+        return [tuple(range(len(OPS)))] * len(EDGES)
+
     def graph(self, arch: Architecture) -> tuple[np.ndarray, list[int]]:
         """Op-on-node form used by NB201 predictors (e.g. MetaD2A, arch2vec): 8 nodes.
 
@@ -270,6 +281,21 @@ class NB201Space(SearchSpace):
         from nasmeta.oneshot.supernet_nb201 import NB201Supernet
 
         return NB201Supernet(num_classes, input_shape, **size)
+
+
+def _token_list(tokens: Sequence[int], length: int) -> list[int]:
+    """``tokens`` as a list of ``length`` Python ints; anything else raises ``ValueError`` naming the value."""
+    if isinstance(tokens, str | bytes) or not isinstance(tokens, Sequence | np.ndarray):
+        raise ValueError(f"tokens must be a sequence of {length} integers, got {tokens!r}")
+    values = list(tokens)
+    if len(values) != length:
+        raise ValueError(f"expected {length} tokens, got {len(values)}: {values!r}")
+    out = []
+    for position, token in enumerate(values):
+        if isinstance(token, bool) or not isinstance(token, int | np.integer):
+            raise ValueError(f"token {token!r} at position {position} is not an integer")
+        out.append(int(token))
+    return out
 
 
 class NB201Cell(nn.Module):
