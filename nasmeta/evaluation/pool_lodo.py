@@ -19,7 +19,15 @@ Methods (``POOL_METHODS``; each built once per fold from the other tasks only, `
   (then random order for cells it does not hold);
 - ``tapas`` — TAPAS fitted on the sources, the pool ranked by the TAP's prediction for the held-out task's DCN;
   ``tapas-noselect`` the same with DCN source selection off (every source kept), so the selection's effect is
-  measured.  Rows of both carry ``n_sources``, how many source tasks the DCN selection kept.
+  measured.  Rows of both carry ``n_sources``, how many source tasks the DCN selection kept;
+- ``rapidnas`` — RapidNAS / MetaD2A (``nasmeta.transfer.rapidnas``) meta-trained on the sources; the held-out
+  task is encoded from its images (its spec in the tasks table), the generator samples ``n_candidates`` (500)
+  graphs with the row's seed, and the pool cells among the generated ones (matched up to isomorphism, by
+  ``arch_id``) come first, ranked by the meta-predictor; the pool cells it did not generate follow, also ranked by
+  the meta-predictor (generated cells outside the pool cannot be evaluated on stored curves, so they are
+  dropped).  Rows carry ``n_generated`` (distinct valid cells generated), ``n_generated_in_pool`` and
+  ``candidate_seconds`` (sampling, decoding and ranking the candidates);
+  ``rapidnas-predictor`` ranks the whole pool by the meta-predictor alone, so the generator's part is measured.
 
 Deterministic methods (portfolio, TAPAS: fitted once per fold with seed 0) give the same row for every seed; the
 seeds vary the random and evolutionary baselines (and the random tail of the portfolio order).
@@ -101,6 +109,39 @@ def _tapas(select: bool) -> Callable[[Any, Fold, Mapping[str, Any]], Any]:
     return build
 
 
+def _rapidnas(generated_first: bool) -> Callable[[Any, Fold, Mapping[str, Any]], Any]:
+    def build(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
+        from nasmeta.search.searchers import FixedOrderSearcher
+        from nasmeta.transfer.rapidnas import RapidNAS
+
+        specs = [r["spec"] for r in fold.test.tasks.to_pylist() if r["spec"]]
+        if not specs:
+            raise ValueError(f"task {fold.task_id!r} has no spec in the tasks table; RapidNAS cannot encode it")
+        model = RapidNAS(**params).fit(train)
+        target = {"task_id": fold.task_id, "spec": specs[0]}
+
+        def searcher(space: Any, pool: Sequence[Any], seed: int) -> Any:
+            ordered = sorted(pool, key=lambda a: a.arch_id)
+            scores = model.predict(ordered, target)
+            ranked = [ordered[i] for i in np.argsort(-scores, kind="stable")]
+            if generated_first:
+                cells, _, info = model.candidates(target, seed=seed)
+                generated = {a.arch_id for a in cells}
+                first = [a for a in ranked if a.arch_id in generated]
+                ranked = first + [a for a in ranked if a.arch_id not in generated]
+                searcher.info["row"] = {  # type: ignore[attr-defined]
+                    "n_generated": len(cells),
+                    "n_generated_in_pool": len(first),
+                    "candidate_seconds": info["candidate_seconds"],
+                }
+            return FixedOrderSearcher(ranked)
+
+        searcher.info = {}  # type: ignore[attr-defined]
+        return searcher
+
+    return build
+
+
 def _dcn_of(fold: Fold) -> float:
     values = [r["value"] for r in fold.test.landmarkers.to_pylist() if r["name"] == "dcn"]
     if not values:
@@ -114,6 +155,8 @@ POOL_METHODS: dict[str, Callable[[Any, Fold, Mapping[str, Any]], Any]] = {
     "portfolio": _portfolio,
     "tapas": _tapas(select=True),
     "tapas-noselect": _tapas(select=False),
+    "rapidnas": _rapidnas(generated_first=True),
+    "rapidnas-predictor": _rapidnas(generated_first=False),
 }
 
 
@@ -235,6 +278,7 @@ def pool_lodo(
             "seed": seed,
             "fit_seconds": fit_seconds,
             **({"n_sources": info["n_sources"]} if "n_sources" in info else {}),
+            **info.get("row", {}),
             **row,
         }
 
