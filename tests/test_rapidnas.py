@@ -238,7 +238,7 @@ def test_bad_inputs_raise_value_errors_naming_the_value(fitted, tmp_path) -> Non
 
 
 def test_search_method_runs_through_the_registry_on_a_tiny_budget(fitted, tmp_path) -> None:
-    from nasmeta.search.registry import components_needed, parse_method
+    from nasmeta.search.registry import components_needed, default_methods, parse_method
     from nasmeta.search.target import SearchContext, run_method
     from nasmeta.transfer.registry import component_class, component_names
 
@@ -246,6 +246,7 @@ def test_search_method_runs_through_the_registry_on_a_tiny_budget(fitted, tmp_pa
     assert "rapidnas" in component_names() and component_class("rapidnas") is RapidNAS
     assert components_needed(["transfer-rapidnas"]) == ["rapidnas"]
     assert parse_method("transfer-rapidnas+sh", "nb201").scheduler == "sh"
+    assert "transfer-rapidnas" not in default_methods("nb201")  # it needs every source task's images
     saved = str(model.save(tmp_path / "rapidnas"))
     ctx = SearchContext.create("nb201", "digits-0to4", "micro", components={"rapidnas": saved})
     result = run_method("transfer-rapidnas", ctx)

@@ -27,7 +27,8 @@ Methods (``POOL_METHODS``; each built once per fold from the other tasks only, `
   the meta-predictor (generated cells outside the pool cannot be evaluated on stored curves, so they are
   dropped).  Rows carry ``n_generated`` (distinct valid cells generated), ``n_generated_in_pool`` and
   ``candidate_seconds`` (sampling, decoding and ranking the candidates);
-  ``rapidnas-predictor`` ranks the whole pool by the meta-predictor alone, so the generator's part is measured.
+  ``rapidnas-predictor`` ranks the whole pool by the meta-predictor alone, so the generator's part is measured
+  (both share one fit per fold and parameters; the first to run reports its ``fit_seconds``).
 
 Deterministic methods (portfolio, TAPAS: fitted once per fold with seed 0) give the same row for every seed; the
 seeds vary the random and evolutionary baselines (and the random tail of the portfolio order).
@@ -35,8 +36,10 @@ seeds vary the random and evolutionary baselines (and the random tail of the por
 
 from __future__ import annotations
 
+import json
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -109,6 +112,10 @@ def _tapas(select: bool) -> Callable[[Any, Fold, Mapping[str, Any]], Any]:
     return build
 
 
+#: fold training view -> {parameters: fitted RapidNAS}, so ``rapidnas`` and ``rapidnas-predictor`` share one fit
+_RAPIDNAS_FITS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 def _rapidnas(generated_first: bool) -> Callable[[Any, Fold, Mapping[str, Any]], Any]:
     def build(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
         from nasmeta.search.searchers import FixedOrderSearcher
@@ -117,7 +124,11 @@ def _rapidnas(generated_first: bool) -> Callable[[Any, Fold, Mapping[str, Any]],
         specs = [r["spec"] for r in fold.test.tasks.to_pylist() if r["spec"]]
         if not specs:
             raise ValueError(f"task {fold.task_id!r} has no spec in the tasks table; RapidNAS cannot encode it")
-        model = RapidNAS(**params).fit(train)
+        fits = _RAPIDNAS_FITS.setdefault(train, {})
+        key = json.dumps(dict(params), sort_keys=True, default=str)
+        if key not in fits:
+            fits[key] = RapidNAS(**params).fit(train)
+        model = fits[key]
         target = {"task_id": fold.task_id, "spec": specs[0]}
 
         def searcher(space: Any, pool: Sequence[Any], seed: int) -> Any:

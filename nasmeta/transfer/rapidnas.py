@@ -87,7 +87,7 @@ class RapidNASConfig(BaseModel):
     good_fraction: float = Field(0.25, gt=0.0, le=1.0)
     gen_steps: int = Field(1500, ge=0)
     gen_batch: int = Field(32, ge=1)
-    gen_lr: float = Field(1e-3, gt=0.0)
+    gen_lr: float = Field(3e-3, gt=0.0)
     pred_steps: int = Field(1500, ge=0)
     pred_batch: int = Field(64, ge=1)
     pred_lr: float = Field(1e-3, gt=0.0)

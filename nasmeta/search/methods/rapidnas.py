@@ -1,6 +1,10 @@
 """``transfer-rapidnas``: RapidNAS / MetaD2A (``nasmeta.transfer.rapidnas``) generates cells for the target from its
 dataset encoding (no training), the meta-predictor ranks them, the top ``evaluations`` are trained (under a
-scheduler if one is named: ``transfer-rapidnas+sh``)."""
+scheduler if one is named: ``transfer-rapidnas+sh``).
+
+Not a default method (``default=False``): meta-training loads every source task's images (MNIST / CIFAR-10 files
+from ``NASMETA_DATA_DIR`` for the shipped collection) and takes about a CPU-minute, so ``search target`` and the
+main job run it only when it is named (``--methods transfer-rapidnas``) or a saved component is given."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from nasmeta.search_result import SearchResult
     family="transfer",
     spaces=("nb201",),
     schedulable=True,
+    default=False,
     order=15,
     components=("rapidnas",),
 )
