@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="*", default=[1, 5, 10])
     parser.add_argument("--target", default="cifar10")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--save", default=None, help="folder to save the fitted component in")
+    parser.add_argument("--load", default=None, help="a saved component to report on instead of fitting one")
     args = parser.parse_args()
 
     import torch
@@ -58,8 +60,10 @@ def main() -> None:
     meta = MetadataStore(args.store).meta()
     names = {r["task_id"]: r["name"] for r in meta.tasks.to_pylist()}
     start = time.perf_counter()
-    model = RapidNAS().fit(meta)
+    model = RapidNAS.load(args.load) if args.load else RapidNAS().fit(meta)
     report["fit"] = {**model.fit_info, "wall_seconds": time.perf_counter() - start}
+    if args.save:
+        model.save(args.save)
     print("fit:", json.dumps(report["fit"]), flush=True)
 
     target = get_task(args.target)
@@ -91,29 +95,33 @@ def main() -> None:
 
     # task encodings
     labels = [*tasks, args.target]
-    z = np.stack([model.task_encoding(t) for t in [*tasks.values(), target]])
-    distance = np.linalg.norm(z[:, None] - z[None], axis=2)
-    redraw = []
-    for task in [*tasks.values(), target]:
-        bank = model._bank(task)
-        with torch.no_grad():
-            other = model.generator.posterior(bank.sample(model.config.n_per_class, np.random.default_rng(123)))[0]
-        redraw.append(float(np.linalg.norm(other.numpy() - model.task_encoding(task))))
-    masked = distance + np.diag(np.full(len(labels), np.inf))
-    nearest = {labels[i]: labels[int(np.argmin(masked[i]))] for i in range(len(labels))}
-    report["encodings"] = {"labels": labels, "distance": distance.tolist(), "nearest": nearest, "redraw": redraw}
-    print("\ntask-encoding distances (generator posterior means)")
     short = [n.replace("meta-", "")[:12] for n in labels]
-    print(" " * 14 + " ".join(f"{s:>6.6s}" for s in short))
-    for i, s in enumerate(short):
-        print(f"{s:14s}" + " ".join(f"{d:6.2f}" for d in distance[i]))
-    offdiag = distance[~np.eye(len(labels), dtype=bool)]
-    print(
-        f"between tasks: min {offdiag.min():.3f} median {np.median(offdiag):.3f}; same task, another image draw: "
-        f"mean {np.mean(redraw):.3f} max {np.max(redraw):.3f}"
-    )
-    for name, other in nearest.items():
-        print(f"  nearest of {name}: {other}")
+    report["encodings"] = {"labels": labels}
+    for which in ("generator", "predictor"):
+        z = np.stack([model.task_encoding(t, which) for t in [*tasks.values(), target]])
+        distance = np.linalg.norm(z[:, None] - z[None], axis=2)
+        encoder = model.generator.set_encoder if which == "generator" else model.predictor.set_encoder
+        redraw = []
+        for task, code in zip([*tasks.values(), target], z, strict=True):
+            sets = model._bank(task).sample(model.config.n_per_class, np.random.default_rng(123))
+            with torch.no_grad():
+                other = encoder(sets)[: code.shape[0]].numpy()
+            redraw.append(float(np.linalg.norm(other - code)))
+        masked = distance + np.diag(np.full(len(labels), np.inf))
+        nearest = {labels[i]: labels[int(np.argmin(masked[i]))] for i in range(len(labels))}
+        report["encodings"][which] = {"distance": distance.tolist(), "nearest": nearest, "redraw": redraw}
+        title = "posterior means" if which == "generator" else "dataset vectors"
+        print(f"\ntask-encoding distances ({which}'s set encoder, {title}, dim {z.shape[1]})")
+        print(" " * 14 + " ".join(f"{s:>6.6s}" for s in short))
+        for i, s in enumerate(short):
+            print(f"{s:14s}" + " ".join(f"{d:6.2f}" for d in distance[i]))
+        offdiag = distance[~np.eye(len(labels), dtype=bool)]
+        print(
+            f"between tasks: min {offdiag.min():.3f} median {np.median(offdiag):.3f}; same task, another image "
+            f"draw: mean {np.mean(redraw):.3f} max {np.max(redraw):.3f}"
+        )
+        for name, other in nearest.items():
+            print(f"  nearest of {name}: {other}")
 
     # save / load
     space = get_space("nb201")

@@ -83,6 +83,8 @@ class RapidNASConfig(BaseModel):
     graph_hidden: int = Field(32, ge=1)
     predictor_hidden: int = Field(64, ge=1)
     kl_weight: float = Field(0.005, ge=0.0)
+    #: give z to every decoding decision, not only the start node (D-VAE / MetaD2A: False)
+    z_every_step: bool = False
     #: a source task's good cells: the top share of its cells by validation accuracy
     good_fraction: float = Field(0.25, gt=0.0, le=1.0)
     gen_steps: int = Field(1500, ge=0)
@@ -106,7 +108,7 @@ class _GeneratorNet(nn.Module):
     def __init__(self, cfg: RapidNASConfig) -> None:
         super().__init__()
         self.set_encoder = SetEncoder(cfg.embed_dim, cfg.set_hidden, 2 * cfg.latent_dim, cfg.heads)
-        self.decoder = DAGDecoder(cfg.latent_dim, cfg.graph_hidden)
+        self.decoder = DAGDecoder(cfg.latent_dim, cfg.graph_hidden, cfg.z_every_step)
         self.latent_dim = cfg.latent_dim
 
     def posterior(self, sets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

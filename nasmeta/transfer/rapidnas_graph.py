@@ -177,18 +177,22 @@ class DAGEncoder(nn.Module):
 class DAGDecoder(nn.Module):
     """D-VAE decoder (module docstring): ``loss(z, types, adj)`` by teacher forcing, ``sample(z, generator)``."""
 
-    def __init__(self, latent_dim: int = 32, hidden: int = 32) -> None:
+    def __init__(self, latent_dim: int = 32, hidden: int = 32, z_every_step: bool = False) -> None:
         super().__init__()
         self.hidden = hidden
+        # D-VAE feeds z only into the start node; ``z_every_step`` also gives it to every type and edge decision
+        # (a common remedy when the decoder learns to ignore z)
+        self.z_every_step = z_every_step
+        extra = latent_dim if z_every_step else 0
         self.init = nn.Linear(latent_dim, hidden)
         self.cell = nn.GRUCell(N_TYPES, hidden)
         self.message = _GatedSum(hidden)
         width = hidden + N_NODES
         # the type head sees the last node's vertex state and the position to fill
         self.type_head = nn.Sequential(
-            nn.Linear(width + N_NODES, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, N_TYPES)
+            nn.Linear(width + N_NODES + extra, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, N_TYPES)
         )
-        self.edge_head = nn.Sequential(nn.Linear(2 * width, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, 1))
+        self.edge_head = nn.Sequential(nn.Linear(2 * width + extra, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, 1))
 
     def _run(
         self, z: torch.Tensor, types: torch.Tensor | None, adj: torch.Tensor | None, generator: torch.Generator | None
@@ -201,12 +205,13 @@ class DAGDecoder(nn.Module):
         out_adj = torch.zeros(batch, N_NODES, N_NODES)
         type_nll = torch.zeros(batch)
         edge_nll = torch.zeros(batch)
+        cond = [z] if self.z_every_step else []
         onehot_input = F.one_hot(out_types[:, 0], N_TYPES).float()
         h = self.cell(onehot_input, torch.tanh(self.init(z)))
         states = states.clone()
         states[:, 0] = h
         for v in range(1, N_NODES):
-            last = torch.cat([h, _VID[v - 1].expand(batch, -1), _VID[v].expand(batch, -1)], dim=1)
+            last = torch.cat([h, _VID[v - 1].expand(batch, -1), _VID[v].expand(batch, -1), *cond], dim=1)
             logits = self.type_head(last)
             if types is not None:
                 t = types[:, v]
@@ -218,7 +223,7 @@ class DAGDecoder(nn.Module):
             preds = torch.zeros(batch, N_NODES)
             h_v = self.cell(x, torch.zeros(batch, self.hidden))
             for u in range(v - 1, -1, -1):
-                pair = [states[:, u], _VID[u].expand(batch, -1), h_v, _VID[v].expand(batch, -1)]
+                pair = [states[:, u], _VID[u].expand(batch, -1), h_v, _VID[v].expand(batch, -1), *cond]
                 edge_logit = self.edge_head(torch.cat(pair, dim=1)).squeeze(1)
                 if adj is not None:
                     e = adj[:, u, v]
