@@ -26,7 +26,16 @@ Methods (``POOL_METHODS``; each built once per fold from the other tasks only, `
 - ``xfernas`` — XferNAS (``nasmeta.transfer.xfernas``): the universal surrogate fitted on the sources, the 5 pool
   cells it ranks highest first, then NAO rounds with surrogate ``g_u + r_t`` (same mapping to pool cells);
   ``xfernas-universal`` the ablation without the target: the pool in the order of ``g_u`` alone (no residual, no
-  gradient ascent), whose ``kendall_tau`` is the universal part's rank correlation on the unseen task.
+  gradient ascent), whose ``kendall_tau`` is the universal part's rank correlation on the unseen task;
+- ``rapidnas`` — RapidNAS / MetaD2A (``nasmeta.transfer.rapidnas``) meta-trained on the sources; the held-out
+  task is encoded from its images (its spec in the tasks table), the generator samples ``n_candidates`` (500)
+  graphs with the row's seed, and the pool cells among the generated ones (matched up to isomorphism, by
+  ``arch_id``) come first, ranked by the meta-predictor; the pool cells it did not generate follow, also ranked by
+  the meta-predictor (generated cells outside the pool cannot be evaluated on stored curves, so they are
+  dropped).  Rows carry ``n_generated`` (distinct valid cells generated), ``n_generated_in_pool`` and
+  ``candidate_seconds`` (sampling, decoding and ranking the candidates);
+  ``rapidnas-predictor`` ranks the whole pool by the meta-predictor alone, so the generator's part is measured
+  (both share one fit per fold and parameters; the first to run reports its ``fit_seconds``).
 
 Deterministic methods (portfolio, TAPAS: fitted once per fold with seed 0) give the same row for every seed; the
 seeds vary the random and evolutionary baselines (and the random tail of the portfolio order).
@@ -34,8 +43,10 @@ seeds vary the random and evolutionary baselines (and the random tail of the por
 
 from __future__ import annotations
 
+import json
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -108,6 +119,47 @@ def _tapas(select: bool) -> Callable[[Any, Fold, Mapping[str, Any]], Any]:
     return build
 
 
+#: fold training view -> {parameters: fitted RapidNAS}, so ``rapidnas`` and ``rapidnas-predictor`` share one fit
+_RAPIDNAS_FITS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _rapidnas(generated_first: bool) -> Callable[[Any, Fold, Mapping[str, Any]], Any]:
+    def build(train: Any, fold: Fold, params: Mapping[str, Any]) -> Any:
+        from nasmeta.search.searchers import FixedOrderSearcher
+        from nasmeta.transfer.rapidnas import RapidNAS
+
+        specs = [r["spec"] for r in fold.test.tasks.to_pylist() if r["spec"]]
+        if not specs:
+            raise ValueError(f"task {fold.task_id!r} has no spec in the tasks table; RapidNAS cannot encode it")
+        fits = _RAPIDNAS_FITS.setdefault(train, {})
+        key = json.dumps(dict(params), sort_keys=True, default=str)
+        if key not in fits:
+            fits[key] = RapidNAS(**params).fit(train)
+        model = fits[key]
+        target = {"task_id": fold.task_id, "spec": specs[0]}
+
+        def searcher(space: Any, pool: Sequence[Any], seed: int) -> Any:
+            ordered = sorted(pool, key=lambda a: a.arch_id)
+            scores = model.predict(ordered, target)
+            ranked = [ordered[i] for i in np.argsort(-scores, kind="stable")]
+            if generated_first:
+                cells, _, info = model.candidates(target, seed=seed)
+                generated = {a.arch_id for a in cells}
+                first = [a for a in ranked if a.arch_id in generated]
+                ranked = first + [a for a in ranked if a.arch_id not in generated]
+                searcher.info["row"] = {  # type: ignore[attr-defined]
+                    "n_generated": len(cells),
+                    "n_generated_in_pool": len(first),
+                    "candidate_seconds": info["candidate_seconds"],
+                }
+            return FixedOrderSearcher(ranked)
+
+        searcher.info = {}  # type: ignore[attr-defined]
+        return searcher
+
+    return build
+
+
 def _dcn_of(fold: Fold) -> float:
     values = [r["value"] for r in fold.test.landmarkers.to_pylist() if r["name"] == "dcn"]
     if not values:
@@ -158,6 +210,8 @@ POOL_METHODS: dict[str, Callable[[Any, Fold, Mapping[str, Any]], Any]] = {
     "nao": _nao,
     "xfernas": _xfernas,
     "xfernas-universal": _xfernas_universal,
+    "rapidnas": _rapidnas(generated_first=True),
+    "rapidnas-predictor": _rapidnas(generated_first=False),
 }
 
 
@@ -279,6 +333,7 @@ def pool_lodo(
             "seed": seed,
             "fit_seconds": fit_seconds,
             **({"n_sources": info["n_sources"]} if "n_sources" in info else {}),
+            **info.get("row", {}),
             **row,
         }
 
