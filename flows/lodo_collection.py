@@ -1,7 +1,7 @@
 """Flow ``lodo_collection``: every comparison of a metadata collection, leave-one-dataset-out, in one run.
 
 1. **Search at equal evaluations** (``nasmeta.evaluation.pool_lodo``): random search, regularised evolution, the
-   portfolio, TAPAS with and without DCN source selection — regret after k = 5 / 10 / 20 evaluations of each
+   portfolio, TAPAS with and without DCN source selection, NAO, XferNAS and RapidNAS — regret after k = 5 / 10 / 20 evaluations of each
    held-out task's stored cells, the sources each TAPAS fold kept, and per-fold wins of each transfer method
    against the portfolio and random search.
 2. **Early stopping** (the ``lodo_evaluation`` flow as a subflow, one run per cell): random search replayed
@@ -31,7 +31,8 @@ from prefect.cache_policies import NONE
 from flows.common import open_store
 from flows.progress import StageHooks, stage
 
-POOL_DEFAULT = ["random", "re", "portfolio", "tapas", "tapas-noselect"]
+#: every transfer method beside its baselines (NAO from scratch is the black-box baseline of XferNAS)
+POOL_DEFAULT = ["random", "re", "portfolio", "tapas", "tapas-noselect", "nao", "xfernas", "rapidnas"]
 STOPPING_DEFAULT = ["none", "median", "sh", "hyperband", "asha", "domhan", "baker", "lcranknet", "lcranknet-tuned"]
 #: settings used unless given: both LCRankNets train with the same (halved) number of steps, so the tuned policy is
 #: the only difference between them and 12 folds x 4 fits of the tuned one stay within minutes on a CPU

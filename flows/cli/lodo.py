@@ -389,7 +389,7 @@ def lodo_collection_command(
     ks: Annotated[str, typer.Option(help="Comma-separated numbers of evaluated cells.")] = "5,10,20",
     pool_methods: Annotated[
         str, typer.Option(help="Searches at equal evaluations ('' for none).")
-    ] = "random,re,portfolio,tapas,tapas-noselect",
+    ] = "random,re,portfolio,tapas,tapas-noselect,nao,xfernas,rapidnas",
     stopping_methods: Annotated[
         str, typer.Option(help="Early-stopping methods replayed ('' for none).")
     ] = "none,median,sh,hyperband,asha,domhan,baker,lcranknet,lcranknet-tuned",
@@ -408,7 +408,7 @@ def lodo_collection_command(
     ] = None,
 ) -> None:
     """Every LODO comparison of a collection as one Prefect flow tracked in MLflow: searches at equal
-    evaluations (random, evolution, portfolio, TAPAS with and without DCN selection) and early stopping (none,
+    evaluations (random, evolution, portfolio, TAPAS with and without DCN selection, NAO, XferNAS, RapidNAS) and early stopping (none,
     median, SH, Hyperband, ASHA, Domhan, Baker, LCRankNet), means with 95 % intervals, markdown, CSV and plots.
 
     Example: nasmeta lodo-collection --seeds 5 --out lodo-meta-v1
