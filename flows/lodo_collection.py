@@ -1,9 +1,9 @@
 """Flow ``lodo_collection``: every comparison of a metadata collection, leave-one-dataset-out, in one run.
 
 1. **Search at equal evaluations** (``nasmeta.evaluation.pool_lodo``): random search, regularised evolution, the
-   portfolio, TAPAS with and without DCN source selection, NAO, XferNAS and RapidNAS — regret after k = 5 / 10
-   / 20 evaluations of each held-out task's stored cells, the sources each TAPAS fold kept, and per-fold wins of each transfer method
-   against the portfolio and random search.
+   portfolio, TAPAS with and without DCN source selection, NAO, XferNAS and RapidNAS — regret after k = 5 / 10 / 20
+   evaluations of each held-out task's stored cells, the sources each TAPAS fold kept, and per-fold wins of each
+   transfer method against the portfolio and random search.
 2. **Early stopping** (the ``lodo_evaluation`` flow as a subflow, one run per cell): random search replayed
    under none / median / SH / Hyperband / ASHA / Domhan / Baker / LCRankNet (fixed policy, and the policy chosen
    by an inner leave-tasks-out, ``lcranknet-tuned``) — regret and training cost.

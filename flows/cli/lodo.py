@@ -407,9 +407,10 @@ def lodo_collection_command(
         typer.Option(help="The stopping part's lodo_runs.csv from an interrupted run: its finished rows are reused."),
     ] = None,
 ) -> None:
-    """Every LODO comparison of a collection as one Prefect flow tracked in MLflow: searches at equal
-    evaluations (random, evolution, portfolio, TAPAS with and without DCN selection, NAO, XferNAS, RapidNAS) and
-    early stopping (none, median, SH, Hyperband, ASHA, Domhan, Baker, LCRankNet), means with 95 % intervals, markdown, CSV and plots.
+    """Every LODO comparison of a collection as one Prefect flow tracked in MLflow: searches at equal evaluations
+    (random, evolution, portfolio, TAPAS with and without DCN selection, NAO, XferNAS, RapidNAS) and early stopping
+    (none, median, SH, Hyperband, ASHA, Domhan, Baker, LCRankNet), means with 95 % intervals, markdown, CSV and
+    plots.
 
     Example: nasmeta lodo-collection --seeds 5 --out lodo-meta-v1
     """
