@@ -16,6 +16,8 @@ finished).
   ``skip_connect`` among the 8 ops of the derived normal cell (and S3's ``none``-free, parameter-free count), and with
   ``--retrain-epochs`` the derived cells retrained from scratch (``--retrain-size``, no auxiliary head) -- test
   accuracy on the task's test split.
+* ``retrain``: each distinct derived cell of a ``spaces`` JSONL (``--from-jsonl``) retrained once
+  (``--retrain-epochs``, ``--retrain-size``), test accuracy on the task's test split.
 * ``hessian``: ``robust-darts`` with ``early_stop=False`` (plain DARTS with lambda tracked) for ``--hessian-epochs``;
   prints lambda, its 5-epoch mean, the ratio ``lambda_bar(i-5)/lambda_bar(i)``, the derived normal cell's skip count
   and the softmax skip weight per epoch; reports where R-DARTS' rule (ratio < 0.75) fires and where the skip
@@ -131,6 +133,28 @@ def spaces_part(args: argparse.Namespace, task: Any) -> None:
                 _emit(args, row)
 
 
+def retrain_part(args: argparse.Namespace, task: Any) -> None:
+    """Retrain each distinct derived cell of a ``spaces`` JSONL (``--from-jsonl``) once, from scratch."""
+    from nasmeta.retrain import retrain
+    from nasmeta.spaces import get_space
+
+    if not args.from_jsonl or not args.retrain_epochs:
+        raise ValueError("--part retrain needs --from-jsonl FILE and --retrain-epochs N")
+    size = _sizes(args.retrain_size, ["C=8", "layers=5"])
+    rows = [json.loads(line) for line in Path(args.from_jsonl).read_text().splitlines() if line.strip()]
+    done: dict[tuple[str, str], float] = {}
+    for row in rows:
+        if row.get("part") != "spaces" or (row["space"], row["arch"]) in done:
+            continue
+        arch = get_space(row["space"]).parse(row["arch"])
+        start = time.perf_counter()
+        trained = retrain(arch, task, args.retrain_epochs, args.seeds[0], auxiliary=False, drop_path_prob=0.0, **size)
+        done[(row["space"], row["arch"])] = trained.evaluation.test_acc
+        _emit(args, {"part": "retrain", "space": row["space"], "arch": row["arch"], "size": size,
+                     "epochs": args.retrain_epochs, "seed": args.seeds[0], "test_acc": trained.evaluation.test_acc,
+                     "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+
+
 def rule_fires(smooth: list[float], k: int = 5, ratio: float = 0.75) -> int | None:
     """1-based epoch where ``smooth[i-k] / smooth[i] < ratio`` first holds (``smooth[0]`` is epoch 1)."""
     for i in range(k, len(smooth)):
@@ -217,7 +241,8 @@ def _plot(eig, smooth, skips, soft, fires, space, out: Path) -> Path:  # noqa: A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["nb201", "spaces", "hessian"], required=True)
+    parser.add_argument("--part", choices=["nb201", "spaces", "hessian", "retrain"], required=True)
+    parser.add_argument("--from-jsonl", default=None, help="retrain: the spaces part's JSONL")
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--spaces", nargs="+", default=["darts-s1", "darts-s2", "darts-s3", "darts-s4"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -240,7 +265,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = _task(args)
-    {"nb201": nb201_part, "spaces": spaces_part, "hessian": hessian_part}[args.part](args, task)
+    parts = {"nb201": nb201_part, "spaces": spaces_part, "hessian": hessian_part, "retrain": retrain_part}
+    parts[args.part](args, task)
 
 
 if __name__ == "__main__":
