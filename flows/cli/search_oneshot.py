@@ -32,7 +32,16 @@ def _print_trace(trace: list[dict[str, Any]], title: str) -> None:
 
     columns = [
         c
-        for c in ("train_loss", "train_acc", "val_acc", "skip_share", "alpha_entropy", "entropy", "reward_mean")
+        for c in (
+            "train_loss",
+            "train_acc",
+            "val_acc",
+            "skip_share",
+            "alpha_entropy",
+            "entropy",
+            "reward_mean",
+            "hessian_eig",
+        )
         if any(c in row for row in trace)
     ]
     table = Table(title=title, title_justify="left")
@@ -50,7 +59,11 @@ def oneshot(
     space: Annotated[str, typer.Option(help="nb201, darts or darts-s1..darts-s4.")] = "nb201",
     task: Annotated[str, typer.Option(help="Task (train split halved for the search), e.g. cifar10.")] = "digits",
     method: Annotated[
-        str, typer.Option(help="darts, enas, random (random-sampling one-shot), pcdarts, proxyless or gdas.")
+        str,
+        typer.Option(
+            help="darts, enas, random (random-sampling one-shot), pcdarts, proxyless, gdas, fairdarts, pdarts, "
+            "darts-plus, robust-darts, darts-ada, asap, darts-pt or darts-pt-fixed."
+        ),
     ] = "darts",
     epochs: Annotated[int, typer.Option(min=1, help="Search epochs.")] = 10,
     order: Annotated[int, typer.Option(min=1, max=2, help="DARTS order: 1 or 2 (unrolled).")] = 1,

@@ -91,6 +91,7 @@ def oneshot_search(
     train_portion: float = 0.5,
     device: str = "auto",
     should_stop: ShouldStop | None = None,
+    skip_stop: int | None = None,
     **method_kwargs: Any,
 ) -> SearchResult:
     """Run one-shot search ``method`` on ``space`` for ``epochs`` epochs of the bi-level loop.
@@ -104,6 +105,9 @@ def oneshot_search(
     evaluations made to choose: random one-shot's ranking, ENAS's final samples); ``extra`` (space, method
     settings, supernet size, timings, final alphas).  ``best_val_acc`` / ``best_test_acc`` stay ``None`` until
     :func:`with_retrain`.
+
+    ``skip_stop``: DARTS+'s early stop for any strategy: the search ends after the first epoch whose derived normal
+    cell holds ``skip_stop`` or more ``skip_connect`` ops (published: 2).
     """
     known = strategy_names()
     if method not in known:
@@ -120,7 +124,11 @@ def oneshot_search(
     torch.manual_seed(seed)
     supernet = build_supernet(space_obj, task.num_classes, task.input_shape, **size).to(dev)
     data = SearchData.from_task(task, seed, train_portion).to(dev)
+    if skip_stop is not None and (isinstance(skip_stop, bool) or not isinstance(skip_stop, int) or skip_stop < 1):
+        raise ValueError(f"skip_stop must be a positive integer or None, got {skip_stop!r}")
     strategy = strategy_class(method)(supernet, data, batch_size, seed, **method_kwargs)
+    if skip_stop is not None:
+        strategy.skip_stop = skip_stop
     trace, search_seconds = run_search(strategy, epochs, weight_config, reporter, should_stop)
     start = time.perf_counter()
     arch, history, extra = strategy.finish()
@@ -143,6 +151,7 @@ def oneshot_search(
             "epochs": len(trace) - 1,
             "batch_size": batch_size,
             "seed": seed,
+            "skip_stop": strategy.skip_stop,
             "device": str(dev),
             "search_seconds": search_seconds,
             "choose_seconds": choose_seconds,

@@ -189,6 +189,23 @@ class Strategy(abc.ABC):
         read the search length here.  Strategies without a schedule keep this default, which records nothing."""
         self.epoch, self.epochs = epoch, epochs
 
+    def stop_requested(self, trace: Sequence[dict[str, Any]]) -> bool:
+        """After each epoch's trace row (``trace``: rows 1..epoch): True ends the search there (DARTS+'s skip
+        limit, RobustDARTS' eigenvalue rule).  A strategy that stops may first restore an earlier state (roll-back);
+        :meth:`finish` then reports that state.  Default: never, unless :attr:`skip_stop` is set (see there)."""
+        if self.skip_stop is None:
+            return False
+        arch = self.current_arch()
+        return arch is not None and normal_cell_skips(arch) >= self.skip_stop
+
+    #: DARTS+ (Liang et al. 2019) as an option of any strategy: stop once the derived normal cell holds this many
+    #: ``skip_connect`` ops (``None``: off); ``oneshot_search(..., skip_stop=2)`` sets it
+    skip_stop: int | None = None
+
+    def weight_decay_scale(self) -> float:
+        """Factor on the weight optimiser's weight decay for the coming epoch (DARTS-ADA raises it); default 1."""
+        return 1.0
+
     @abc.abstractmethod
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
         """Update the architecture on a validation batch, before the weight step (``lr``: current weight lr)."""
@@ -225,6 +242,13 @@ class Strategy(abc.ABC):
     @abc.abstractmethod
     def state(self) -> dict[str, Any]:
         """Method-specific settings for ``SearchResult.extra``."""
+
+
+def normal_cell_skips(arch: Architecture) -> int:
+    """Number of ``skip_connect`` ops in the normal cell of a DARTS genotype, or in the one NB201 cell."""
+    encoding = arch.encoding
+    cell = encoding[0] if encoding and isinstance(encoding[0], list | tuple) else encoding
+    return sum(1 for item in cell if (item[0] if isinstance(item, list | tuple) else item) == "skip_connect")
 
 
 class AlphaStrategy(Strategy):
@@ -336,6 +360,8 @@ def run_search(
         start = time.perf_counter()
         lr = scheduler.get_last_lr()[0]
         strategy.begin_epoch(epoch, epochs)
+        for group in optimizer.param_groups:
+            group["weight_decay"] = config.weight_decay * strategy.weight_decay_scale()
         supernet.train()
         train_batches = EpochBatches(data.x_train, data.y_train, strategy.batch_size, generator)
         val_batches = EpochBatches(data.x_val, data.y_val, strategy.batch_size, generator)
@@ -374,6 +400,9 @@ def run_search(
         }
         trace.append(row)
         _report(reporter, row)
+        if strategy.stop_requested(trace[1:]):
+            row["stopped"] = 1.0
+            break
         if should_stop is not None and should_stop(trace[1:]):
             break
     return trace, elapsed
