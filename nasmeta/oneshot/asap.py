@@ -25,7 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
 from nasmeta.oneshot.pdarts import MaskedMix, masked_softmax
 from nasmeta.oneshot.supernet import Choices, Supernet
 from nasmeta.spaces.base import Architecture
@@ -110,10 +110,7 @@ class Asap(AlphaStrategy):
         xv, yv = val_batch
         alphas = self.supernet.arch_parameters()
         grads = arch_gradients(F.cross_entropy(self.supernet(xv, self.choices()), yv), alphas)
-        self.optimizer.zero_grad(set_to_none=True)
-        for alpha, g in zip(alphas, grads, strict=True):
-            alpha.grad = g
-        self.optimizer.step()
+        apply_gradients(self.optimizer, alphas, grads)
 
     def weight_path(self) -> Choices:
         return self.choices()

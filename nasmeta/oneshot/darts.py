@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, register_strategy
 from nasmeta.oneshot.supernet import Path, Supernet
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -114,10 +114,7 @@ class Darts(AlphaStrategy):
             grads = _grads(F.cross_entropy(self.supernet(xv), yv), alphas)
         else:
             grads = unrolled_hypergradient(self.supernet, train_batch, val_batch, xi=lr)
-        self.optimizer.zero_grad(set_to_none=True)
-        for alpha, g in zip(alphas, grads, strict=True):
-            alpha.grad = g
-        self.optimizer.step()
+        apply_gradients(self.optimizer, alphas, grads)
 
     def weight_path(self) -> Path | None:
         return None

@@ -31,7 +31,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, evaluate_path, register_strategy
+from nasmeta.oneshot.loop import (
+    AlphaStrategy,
+    Batch,
+    SearchData,
+    apply_gradients,
+    arch_gradients,
+    evaluate_path,
+    register_strategy,
+)
 from nasmeta.oneshot.supernet import Choices, Supernet
 from nasmeta.spaces.base import Architecture
 
@@ -175,10 +183,7 @@ class DartsPt(AlphaStrategy):
         xv, yv = val_batch
         alphas = self.supernet.arch_parameters()
         grads = arch_gradients(F.cross_entropy(self.supernet(xv), yv), alphas)
-        self.optimizer.zero_grad(set_to_none=True)
-        for alpha, g in zip(alphas, grads, strict=True):
-            alpha.grad = g
-        self.optimizer.step()
+        apply_gradients(self.optimizer, alphas, grads)
 
     def weight_path(self) -> Choices:
         return self.choices()

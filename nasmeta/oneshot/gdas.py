@@ -29,7 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
 from nasmeta.oneshot.mixed_ops import WeightedOp
 from nasmeta.oneshot.supernet import Choices, Path, Supernet
 
@@ -121,10 +121,7 @@ class Gdas(AlphaStrategy):
         alphas = list(self.supernet.alphas().values())
         loss = F.cross_entropy(self.supernet(xv, self.sample()), yv)
         grads = arch_gradients(loss, alphas)
-        self.optimizer.zero_grad(set_to_none=True)
-        for alpha, g in zip(alphas, grads, strict=True):
-            alpha.grad = g
-        self.optimizer.step()
+        apply_gradients(self.optimizer, alphas, grads)
 
     def weight_path(self) -> Choices:
         return self.sample()

@@ -133,6 +133,17 @@ def arch_gradients(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[t
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
 
 
+def apply_gradients(
+    optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
+) -> None:
+    """One ``optimizer`` step with ``grads`` as the gradients of ``params`` (architecture gradients come from
+    :func:`arch_gradients` or a hypergradient, not from ``backward()``, so the weights' ``.grad`` stay untouched)."""
+    optimizer.zero_grad(set_to_none=True)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    optimizer.step()
+
+
 @contextmanager
 def frozen(params: Sequence[torch.nn.Parameter]) -> Iterator[None]:
     """Turn off ``requires_grad`` of ``params`` for the block: the weight step then neither computes architecture

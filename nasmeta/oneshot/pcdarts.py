@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
 from nasmeta.oneshot.mixed_ops import Choice, EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import Choices, Supernet
 from nasmeta.spaces.base import Architecture
@@ -158,10 +158,7 @@ class PcDarts(AlphaStrategy):
         xv, yv = val_batch
         params = self.supernet.arch_parameters()
         grads = arch_gradients(F.cross_entropy(self.supernet(xv, self.choices()), yv), params)
-        self.optimizer.zero_grad(set_to_none=True)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        self.optimizer.step()
+        apply_gradients(self.optimizer, params, grads)
 
     def weight_path(self) -> Choices:
         return self.choices()

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.nn import functional as F
 
 from nasmeta.oneshot.darts import Darts
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
 from nasmeta.oneshot.mixed_ops import EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import SKIP, Choices, Supernet
 from nasmeta.spaces.base import Architecture
@@ -223,10 +223,7 @@ class PDarts(AlphaStrategy):
         xv, yv = val_batch
         alphas = self.supernet.arch_parameters()
         grads = arch_gradients(F.cross_entropy(self.supernet(xv, self.choices(self.p)), yv), alphas)
-        self.optimizer.zero_grad(set_to_none=True)
-        for alpha, g in zip(alphas, grads, strict=True):
-            alpha.grad = g
-        self.optimizer.step()
+        apply_gradients(self.optimizer, alphas, grads)
 
     def weight_path(self) -> Choices:
         return self.choices(self.p)

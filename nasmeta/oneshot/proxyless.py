@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
 from nasmeta.oneshot.latency import LatencyTable, measure_latency_table
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
 from nasmeta.oneshot.mixed_ops import EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import Choices, Path, Supernet
 from nasmeta.spaces.ops import Noise
@@ -229,10 +229,7 @@ class ProxylessNas(AlphaStrategy):
         before = [a.detach().clone() for a in alphas]
         loss = self.arch_loss(self.supernet(xv, choices), yv)
         grads = arch_gradients(loss, alphas)
-        self.optimizer.zero_grad(set_to_none=True)
-        for alpha, g in zip(alphas, grads, strict=True):
-            alpha.grad = g
-        self.optimizer.step()
+        apply_gradients(self.optimizer, alphas, grads)
         if self.config.mode == "two":
             self._rescale(choices, before)
 
