@@ -25,7 +25,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import (
+    AlphaStrategy,
+    Batch,
+    SearchData,
+    apply_gradients,
+    arch_gradients,
+    arch_optimizer,
+    register_strategy,
+)
 from nasmeta.oneshot.pdarts import MaskedMix, masked_softmax
 from nasmeta.oneshot.supernet import Choices, Supernet
 from nasmeta.spaces.base import Architecture
@@ -78,12 +86,7 @@ class Asap(AlphaStrategy):
         super().__init__(supernet, data, batch_size, seed)
         self.config = AsapConfig(**kwargs)
         self.masks = {t: torch.ones_like(a, dtype=torch.bool) for t, a in supernet.alphas().items()}
-        self.optimizer = torch.optim.Adam(
-            supernet.arch_parameters(),
-            lr=self.config.arch_lr,
-            betas=self.config.arch_betas,
-            weight_decay=self.config.arch_weight_decay,
-        )
+        self.optimizer = arch_optimizer(supernet.arch_parameters(), self.config)
         self.T = self.config.T0
         self.grace = self.config.grace_epochs or 0
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, register_strategy
+from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_optimizer, register_strategy
 from nasmeta.oneshot.supernet import Path, Supernet
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -100,12 +100,7 @@ class Darts(AlphaStrategy):
     def __init__(self, supernet: Supernet, data: SearchData, batch_size: int, seed: int, **kwargs: Any) -> None:
         super().__init__(supernet, data, batch_size, seed)
         self.config = DartsConfig(**kwargs)
-        self.optimizer = torch.optim.Adam(
-            supernet.arch_parameters(),
-            lr=self.config.arch_lr,
-            betas=self.config.arch_betas,
-            weight_decay=self.config.arch_weight_decay,
-        )
+        self.optimizer = arch_optimizer(supernet.arch_parameters(), self.config)
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
         alphas = self.supernet.arch_parameters()

@@ -37,6 +37,7 @@ from nasmeta.oneshot.loop import (
     SearchData,
     apply_gradients,
     arch_gradients,
+    arch_optimizer,
     evaluate_path,
     register_strategy,
 )
@@ -78,12 +79,7 @@ class DartsPt(AlphaStrategy):
             with torch.no_grad():
                 for a in supernet.alphas().values():
                     a.zero_()  # the uniform mixture
-        self.optimizer = torch.optim.Adam(
-            supernet.arch_parameters(),
-            lr=self.config.arch_lr,
-            betas=self.config.arch_betas,
-            weight_decay=self.config.arch_weight_decay,
-        )
+        self.optimizer = arch_optimizer(supernet.arch_parameters(), self.config)
         self.decided: dict[str, list[int | None]] = {t: [None] * len(supernet.edge_ops[t]) for t in supernet.cell_types}
         self.removed: dict[str, set[int]] = {t: set() for t in supernet.cell_types}
         edges = [("op", t, e) for t in supernet.cell_types for e in range(len(supernet.edge_ops[t]))]

@@ -31,7 +31,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import (
+    AlphaStrategy,
+    Batch,
+    SearchData,
+    apply_gradients,
+    arch_gradients,
+    arch_optimizer,
+    register_strategy,
+)
 from nasmeta.oneshot.supernet import Choices, Supernet
 from nasmeta.spaces.base import Architecture
 
@@ -91,12 +99,7 @@ class FairDarts(AlphaStrategy):
     def __init__(self, supernet: Supernet, data: SearchData, batch_size: int, seed: int, **kwargs: Any) -> None:
         super().__init__(supernet, data, batch_size, seed)
         self.config = FairDartsConfig(**kwargs)
-        self.optimizer = torch.optim.Adam(
-            supernet.arch_parameters(),
-            lr=self.config.arch_lr,
-            betas=self.config.arch_betas,
-            weight_decay=self.config.arch_weight_decay,
-        )
+        self.optimizer = arch_optimizer(supernet.arch_parameters(), self.config)
 
     def op_weights(self) -> dict[str, torch.Tensor]:
         """sigmoid(alpha) per cell type (each op weighted on its own)."""

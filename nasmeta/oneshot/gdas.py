@@ -29,7 +29,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import (
+    AlphaStrategy,
+    Batch,
+    SearchData,
+    apply_gradients,
+    arch_gradients,
+    arch_optimizer,
+    register_strategy,
+)
 from nasmeta.oneshot.mixed_ops import WeightedOp
 from nasmeta.oneshot.supernet import Choices, Path, Supernet
 
@@ -87,12 +95,7 @@ class Gdas(AlphaStrategy):
     def __init__(self, supernet: Supernet, data: SearchData, batch_size: int, seed: int, **kwargs: Any) -> None:
         super().__init__(supernet, data, batch_size, seed)
         self.config = GdasConfig(**kwargs)
-        self.optimizer = torch.optim.Adam(
-            supernet.alphas().values(),
-            lr=self.config.arch_lr,
-            betas=self.config.arch_betas,
-            weight_decay=self.config.arch_weight_decay,
-        )
+        self.optimizer = arch_optimizer(supernet.alphas().values(), self.config)
         device = supernet.alphas()[supernet.cell_types[0]].device
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.tau = self.config.tau_max

@@ -133,6 +133,18 @@ def arch_gradients(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[t
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
 
 
+def arch_optimizer(params: Any, config: Any) -> torch.optim.Adam:
+    """The architecture optimiser of the DARTS family: Adam with the strategy config's ``arch_lr``, ``arch_betas``,
+    ``arch_weight_decay`` (and ``arch_eps`` where the config has one, as ProxylessNAS's)."""
+    return torch.optim.Adam(
+        params,
+        lr=config.arch_lr,
+        betas=config.arch_betas,
+        eps=getattr(config, "arch_eps", 1e-8),
+        weight_decay=config.arch_weight_decay,
+    )
+
+
 def apply_gradients(
     optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
 ) -> None:

@@ -27,7 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import (
+    AlphaStrategy,
+    Batch,
+    SearchData,
+    apply_gradients,
+    arch_gradients,
+    arch_optimizer,
+    register_strategy,
+)
 from nasmeta.oneshot.mixed_ops import Choice, EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import Choices, Supernet
 from nasmeta.spaces.base import Architecture
@@ -120,12 +128,7 @@ class PcDarts(AlphaStrategy):
             )
             for t in supernet.cell_types
         }
-        self.optimizer = torch.optim.Adam(
-            supernet.arch_parameters(),
-            lr=self.config.arch_lr,
-            betas=self.config.arch_betas,
-            weight_decay=self.config.arch_weight_decay,
-        )
+        self.optimizer = arch_optimizer(supernet.arch_parameters(), self.config)
         self.warmup = self.config.warmup_epochs if self.config.warmup_epochs is not None else 0
         self.epoch = 0
 

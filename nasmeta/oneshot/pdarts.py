@@ -36,7 +36,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.nn import functional as F
 
 from nasmeta.oneshot.darts import Darts
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import (
+    AlphaStrategy,
+    Batch,
+    SearchData,
+    apply_gradients,
+    arch_gradients,
+    arch_optimizer,
+    register_strategy,
+)
 from nasmeta.oneshot.mixed_ops import EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import SKIP, Choices, Supernet
 from nasmeta.spaces.base import Architecture
@@ -175,12 +183,7 @@ class PDarts(AlphaStrategy):
         self.generator = torch.Generator().manual_seed(seed)
 
     def _arch_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.supernet.arch_parameters(),
-            lr=self.config.arch_lr,
-            betas=self.config.arch_betas,
-            weight_decay=self.config.arch_weight_decay,
-        )
+        return arch_optimizer(self.supernet.arch_parameters(), self.config)
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         super().begin_epoch(epoch, epochs)

@@ -42,7 +42,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
 from nasmeta.oneshot.latency import LatencyTable, measure_latency_table
-from nasmeta.oneshot.loop import AlphaStrategy, Batch, SearchData, apply_gradients, arch_gradients, register_strategy
+from nasmeta.oneshot.loop import (
+    AlphaStrategy,
+    Batch,
+    SearchData,
+    apply_gradients,
+    arch_gradients,
+    arch_optimizer,
+    register_strategy,
+)
 from nasmeta.oneshot.mixed_ops import EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import Choices, Path, Supernet
 from nasmeta.spaces.ops import Noise
@@ -139,13 +147,7 @@ class ProxylessNas(AlphaStrategy):
     ) -> None:
         super().__init__(supernet, data, batch_size, seed)
         self.config = ProxylessConfig(**kwargs)
-        self.optimizer = torch.optim.Adam(
-            supernet.alphas().values(),
-            lr=self.config.arch_lr,
-            betas=self.config.arch_betas,
-            eps=self.config.arch_eps,
-            weight_decay=self.config.arch_weight_decay,
-        )
+        self.optimizer = arch_optimizer(supernet.alphas().values(), self.config)
         self.table = latency_table
         if self.table is None and self.config.latency_target_ms is not None:
             device = self.config.latency_device or supernet.alphas()[supernet.cell_types[0]].device
