@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from oneshot_toys import toy_task as _task
 
-from nasmeta.data.types import TaskData
 from nasmeta.oneshot import oneshot_search
 from nasmeta.oneshot.asap import Asap, asap_temperature, prune_below
 from nasmeta.oneshot.loop import SearchData
 from nasmeta.oneshot.supernet_nb201 import NB201Supernet
 from nasmeta.spaces.nb201 import OPS
-
-
-def _task(n: int = 32) -> TaskData:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, 8, 8, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    return TaskData("toy", "toy", x, y, x[:8], y[:8], x[:8], y[:8], 10)
 
 
 def test_temperature_schedule() -> None:

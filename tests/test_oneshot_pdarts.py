@@ -6,25 +6,13 @@ import math
 
 import pytest
 import torch
+from oneshot_toys import toy_search_data as _data
+from oneshot_toys import toy_task as _task
 
-from nasmeta.data.types import TaskData
 from nasmeta.oneshot import oneshot_search
-from nasmeta.oneshot.loop import SearchData
 from nasmeta.oneshot.pdarts import MaskedMix, PDarts, limit_skips, prune_mask, skip_dropout_rate, stage_of
 from nasmeta.oneshot.supernet_darts import DartsSupernet
 from nasmeta.spaces.darts import DARTS_PRIMITIVES
-
-
-def _task(n: int = 32) -> TaskData:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, 8, 8, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    return TaskData("toy", "toy", x, y, x[:8], y[:8], x[:8], y[:8], 10)
-
-
-def _data() -> SearchData:
-    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
-    return SearchData(x, y, x, y, 10)
 
 
 def test_pruning_counts_8_5_3_and_none_dropped_last() -> None:
