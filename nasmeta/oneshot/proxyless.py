@@ -23,12 +23,23 @@ Cai, Zhu & Han, "ProxylessNAS: Direct Neural Architecture Search on Target Task 
 Published search settings (the reference ``imagenet_arch_search.py``): arch Adam lr 1e-3, betas (0, 0.999), eps
 1e-8, no weight decay, an arch update every 5 weight steps, 40 warm-up epochs of weight training (before 120
 search epochs: ``warmup_epochs=None`` takes that 1/4 share of the search length).  The weight steps train one path
-sampled from ``p``; the weight optimiser is the loop's shared DARTS setting.
+sampled from ``p`` over all candidates in both modes (the reference switches its binary mode on only for the
+architecture step; before this was matched, 'two' mode trained the weights on a pair-then-pick draw, which
+sharpens ``p``); the weight optimiser is the loop's shared DARTS setting.
 
 Deviations: the supernets are the NB201 and DARTS cell spaces, not the paper's MobileNetV2 chain; all cells of a
 type share their alphas, so they share one gate sample per forward pass.  The published default binary mode
 ``full_v2`` (a memory-saving rewrite of ``full``) gives the same gradients as ``full`` here.  Derivation is the
-space's rule on softmax(alpha).
+space's rule on softmax(alpha).  The reference gives an edge no architecture gradient when its active op is the zero
+layer (there the whole MobileNet block is skipped, so the mixed op never runs); NB201's ``none`` is an ordinary
+candidate here and its edge gets eq. 4's gradient like any other.
+
+On NB201 at short budgets (e.g. 8 epochs, C=8 N=1, 16 px, 800+800 CIFAR images) the found cells are parameter-free
+(skip / avg-pool); ``benchmarks/oneshot_sampled_diagnostics.py`` shows why: the sampled-path supernet then rates
+parameter-free cells better than conv cells (its own validation loss of fixed cells), so descending
+``E[L_val]`` -- which the gate gradient does (its mean is aligned with the exact ``dE[L_val]/dalpha``) -- moves
+towards them; and ~100 Adam steps of 1e-3 leave softmax(alpha) within 0.01 of uniform, so the derived cell is the
+argmax of that small drift.
 """
 
 from __future__ import annotations
@@ -172,24 +183,27 @@ class ProxylessNas(AlphaStrategy):
             self.warmup = round(WARMUP_SHARE * epochs)
 
     # -- sampling -------------------------------------------------------------------------------------------------
-    def _draw(self, alpha_row: torch.Tensor) -> tuple[list[int], int]:
-        """(candidates, position of the active one) for one edge, by the configured mode."""
+    def _draw(self, alpha_row: torch.Tensor, mode: str) -> tuple[list[int], int]:
+        """(candidates, position of the active one) for one edge, by ``mode``."""
         p = alpha_row.detach().double().softmax(dim=0).cpu().numpy()
         p = p / p.sum()
         n = len(p)
-        if self.config.mode == "full" or n < 2:
+        if mode == "full" or n < 2:
             return list(range(n)), int(self.rng.choice(n, p=p))
         pair = [int(i) for i in self.rng.choice(n, size=2, replace=False, p=p)]
         q = alpha_row.detach().double()[pair].softmax(dim=0).cpu().numpy()
         return pair, int(self.rng.choice(2, p=q / q.sum()))
 
     def sample_gates(self, with_grad: bool = True) -> Choices:
-        """One gate sample per edge (shared by the cells of a type)."""
+        """One gate sample per edge (shared by the cells of a type).  Without gradient (the weight step) the active
+        op is drawn from softmax(alpha) over every candidate in both modes, as the reference's weight step does
+        (its binary mode is only switched on for the architecture step); 'two' mode's pair is an arch-step device."""
+        mode = self.config.mode if with_grad else "full"
         per_cell: dict[str, tuple[Any, ...]] = {}
         for t, alpha in self.supernet.alphas().items():
             edges = []
             for e in range(alpha.shape[0]):
-                candidates, active = self._draw(alpha[e])
+                candidates, active = self._draw(alpha[e], mode)
                 if not with_grad:
                     edges.append(candidates[active])
                     continue
