@@ -7,14 +7,16 @@ loss off and on for two targets (the found cell's measured latency, its table ac
     ... --part latency --latency-batch 16
 
 Every method runs in this process, one thread, on the CIFAR-10 subset (``--samples-per-class`` images per class in
-the train split, halved into weight / arch data), with the loop's shared weight optimiser.  Arch updates: every
-step for all methods (ProxylessNAS' published ``arch_every=5`` would give it a fifth of the others' updates in so
-short a search), warm-up the published share (PC-DARTS 15/50, ProxylessNAS 40/160 of the epochs), GDAS' temperature
-10 -> 0.1 over the epochs.  Table accuracy: NB201 CIFAR-10 test accuracy after 200 epochs (``TabularEvaluator``
-with the test column).  Latency: the found cell's standalone network (at the supernet size), eval mode, on this CPU
-at ``--latency-batch`` images, process CPU time of adaptive repeats (``torch.utils.benchmark``, one thread: immune to
-the other processes on the shared machine), measured in this
-run after all searches, each distinct cell once.
+the train split, halved into weight / arch data), with the loop's shared weight optimiser.  Arch updates: every step
+for all methods (ProxylessNAS' published ``arch_every=5`` would give it a fifth of the others' updates in so short a
+search), warm-up the published share (PC-DARTS 15/50, ProxylessNAS 40/160 of the epochs), GDAS' temperature 10 ->
+0.1 over the epochs.  Table accuracy: NB201 CIFAR-10 test accuracy after 200 epochs (``TabularEvaluator`` with the
+test column), printed beside what a search must beat: a cell drawn uniformly from the none-free cells (89.45 +-
+6.13) and the parameter-free all-skip / all-avg-pool cells (54.30 / 49.02).  Why the sampled methods land near the
+latter at short budgets: ``benchmarks/oneshot_sampled_diagnostics.py``.  Latency: the found cell's standalone
+network (at the supernet size), eval mode, on this CPU at ``--latency-batch`` images, process CPU time of adaptive
+repeats (``torch.utils.benchmark``, one thread: immune to the other processes on the shared machine), measured in
+this run after all searches, each distinct cell once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 
 PUBLISHED_C10 = {"darts": 54.30, "pcdarts": 93.41, "gdas": 93.61, "proxyless": None}
+ALL_OF = "|{op}~0|+|{op}~0|{op}~1|+|{op}~0|{op}~1|{op}~2|"
 METHOD_KWARGS = {
     "darts": {"order": 1},
     "pcdarts": {},
@@ -65,16 +68,25 @@ def accuracy_part(args: argparse.Namespace, task, size: dict[str, int]) -> None:
         f"{size}, {args.resolution}px, {len(task.x_train) // 2}+{len(task.x_train) // 2} images, batch "
         f"{args.batch_size}, seeds {args.seeds}"
     )
-    print(f"{'method':<11}{'mean':>8}{'sd':>7}{'per seed':>28}{'published':>11}{'s/run':>8}")
+    width = max(28, 1 + 6 * max(len(runs) for runs in rows.values()))  # room for every seed's "xx.xx "
+    print(f"{'method':<11}{'mean':>8}{'sd':>7}{'per seed':>{width}}{'published':>11}{'s/run':>8}")
     for method, runs in rows.items():
         accs = [r[2] for r in runs]
         sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
         pub = PUBLISHED_C10[method]
         per_seed = " ".join(f"{a:.2f}" for a in accs)
         print(
-            f"{method:<11}{statistics.mean(accs):>8.2f}{sd:>7.2f}{per_seed:>28}"
+            f"{method:<11}{statistics.mean(accs):>8.2f}{sd:>7.2f}{per_seed:>{width}}"
             f"{'-' if pub is None else f'{pub:.2f}':>11}{statistics.mean(r[3] for r in runs):>8.0f}"
         )
+    from nasmeta.data.benchmarks import nb201_accuracy
+    from nasmeta.spaces import get_space
+
+    # what a search must beat: a cell drawn uniformly from the none-free cells, and the all-skip / all-pool cells
+    free = [nb201_accuracy(a) for a in get_space("nb201").enumerate() if "none" not in a.encoding]
+    print(f"{'reference':<11}{statistics.mean(free):>8.2f}{statistics.stdev(free):>7.2f}  (a uniformly random "
+          f"none-free cell); all-skip {nb201_accuracy(ALL_OF.format(op='skip_connect')):.2f}, all-avg-pool "
+          f"{nb201_accuracy(ALL_OF.format(op='avg_pool_3x3')):.2f}")  # fmt: skip
     for method, runs in rows.items():
         for seed, arch, acc, _ in runs:
             print(f"  {method} seed {seed}: {arch} {acc:.2f}")
