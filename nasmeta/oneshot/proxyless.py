@@ -37,9 +37,9 @@ candidate here and its edge gets eq. 4's gradient like any other.
 On NB201 at short budgets (e.g. 8 epochs, C=8 N=1, 16 px, 800+800 CIFAR images) the found cells are parameter-free
 (skip / avg-pool) or mostly so; ``benchmarks/oneshot_sampled_diagnostics.py`` shows why: the sampled-path supernet
 then rates parameter-free ops better than convs (``E[L_val | op on edge e]`` and the validation loss of fixed cells
-through it), so descending ``E[L_val]`` -- which the gate gradient does (its mean has cosine 0.89 with the exact
+through it), so descending ``E[L_val]`` -- which the gate gradient does (its mean has cosine 0.84-0.89 with the exact
 ``dE[L_val]/dalpha``) -- moves towards them; given weights that favour convs (trained through conv paths only) the
-arch steps alone derive a conv cell (92.34 % in the table).  ~100 Adam steps of 1e-3 leave softmax(alpha) within
+arch steps alone derive a conv cell (92.34 % in the table).  ~70 Adam steps of 1e-3 leave softmax(alpha) within
 0.01 of uniform, so the derived cell is the argmax of a small, noisy drift.
 """
 
