@@ -12,8 +12,15 @@ Two diagnostics on a supernet trained by a method's own search (the budget of ``
    ``dE/dalpha_{e,i} = p_{e,i} (E[L | op_e = i] - E[L])`` (common random paths for the other edges), beside the
    mean of the method's own stochastic architecture gradient over as many samples on the same data.  Cosine
    similarity and the per-edge argmin show whether the method's estimate points where E[L] decreases.
+3. *Probes* (``--probe gdas proxyless``): from uniform alphas on the trained weights (kept fixed), only the
+   method's architecture steps; does the op ranking of softmax(alpha) follow ``-E[L | op]`` (Spearman per edge)?
+   With ``--method ops-only --train-ops nor_conv_1x1 nor_conv_3x3`` (a control, no search: weights trained on
+   conv paths only) this shows whether the arch steps find convs when the supernet does favour them.
 
-    NASMETA_DATA_DIR=../shared/data python benchmarks/oneshot_sampled_diagnostics.py --method gdas --seed 0
+    PYTHONPATH=. NASMETA_DATA_DIR=../shared/data python benchmarks/oneshot_sampled_diagnostics.py --method gdas
+    ... --method ops-only --grad-samples 10 --probe gdas proxyless
+
+Results and the verdict for issue 16: ``benchmarks/results/issue16/README.md``.
 """
 
 from __future__ import annotations
