@@ -174,9 +174,9 @@ def ofa_deploy(
     seed: int = 0,
     track: bool = True,
 ) -> dict[str, Any]:
-    """Latency table, accuracy predictor, then per target an evolutionary search, the winner extracted with the
-    shrunk weights (BN re-estimated), its latency measured, its test accuracy, and its export."""
-    import torch
+    """Latency table (calibrated on ``latency_checks`` measured sub-networks), accuracy predictor, then per target
+    an evolutionary search, the winner extracted with the shrunk weights (BN re-estimated), its latency measured,
+    its test accuracy, and its export."""
 
     from nasmeta import config as nasmeta_config
     from nasmeta.latency import LatencyTable, MeasuredLatency, device_label
@@ -196,7 +196,7 @@ def ofa_deploy(
     net, meta = load_checkpoint(checkpoint)
     if meta["task_id"] != spec.task_id:
         raise ValueError(f"checkpoint {checkpoint} was trained on task {meta['task_id']}, not {spec.task_id}")
-    net = net.to(torch.device(device))
+    # accuracy, BN re-estimation and export run on the CPU; ``device`` is where latency is measured
     space = net.space
     out = Path(out_dir or nasmeta_config.home() / "ofa" / "deploy")
     db = open_store(store)
@@ -212,6 +212,9 @@ def ofa_deploy(
         predictor = AccuracyPredictor(space, predictor_kind, seed).fit(archs, accs)  # type: ignore[arg-type]
         table = LatencyTable.from_store(db, device_label(device), space.name)
         lut = OFALatencyPredictor(space, table, data.num_classes, data.input_shape)
+        checks = latency["checks"]
+        if len(checks) >= 3:
+            lut.calibrate([space.parse(c["arch"]) for c in checks], [c["measured_ms"] for c in checks])
         measure = MeasuredLatency(table, data.num_classes, device)
         flops = FlopsCost(space, data.num_classes, data.input_shape)
         evo = EvolutionConfig(generations=generations, population_size=population_size, seed=seed)
@@ -220,7 +223,8 @@ def ofa_deploy(
             result = evolution_search(space, predictor, lut.predict if kind == "latency_ms" else flops, limit, evo)
             arch = result.best
             model = deployable_subnet(net, arch, data, bn_images)
-            name = f"ofa-{kind}-{limit:g}"
+            # MLflow model names may not contain '.', so 1.5 ms becomes 1p5
+            name = f"ofa-{kind}-{limit:g}".replace(".", "p")
             files = export_subnet(net, arch, data, out / f"{name}.pt", bn_images)
             row = {
                 "target": name,
@@ -230,6 +234,7 @@ def ofa_deploy(
                 "limit": limit,
                 "predicted_acc": result.predicted_acc,
                 "predicted_latency_ms": lut.predict(arch),
+                "lookup_sum_ms": lut.lookup_sum(arch),
                 "measured_latency_ms": measure(arch, model, data.input_shape),
                 "flops": flops(arch),
                 "val_acc": evaluate_subnet(net, arch, data, bn_images, "val"),
@@ -248,6 +253,7 @@ def ofa_deploy(
         summary = {
             "latency": latency,
             "predictor": {"kind": predictor_kind, "samples": len(archs), **quality},
+            "latency_calibration": {"scale": lut.scale, "offset": lut.offset},
             "samples": [{"arch": str(a), "val_acc": v} for a, v in zip(archs, accs, strict=True)],
             "winners": winners,
             "seconds": time.perf_counter() - start,

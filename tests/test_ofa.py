@@ -267,3 +267,18 @@ def test_cli_zero_shot_with_measured_latency_writes_the_store(tmp_path, monkeypa
 def test_cli_ofa_bad_input_names_the_value(args: list[str], named: str) -> None:
     result = _cli(*args)
     assert result.exit_code == 2 and named in result.output, result.output
+
+
+def test_latency_calibration_is_robust_to_a_contended_measurement() -> None:
+    table = LatencyTable("cpu:test:t1", SPACE.name)
+    predictor = OFALatencyPredictor(SPACE, table, 3, SHAPE)
+    for i, key in enumerate(sorted(all_parts(SPACE, SHAPE, 3))):
+        table.add(key, 0.01 * (i + 1), "block", 1)
+    archs = sample_subnets(SPACE, 9, seed=5)
+    sums = [predictor.lookup_sum(a) for a in archs]
+    measured = [2.0 * s + 0.1 for s in sums]
+    measured[3] *= 5  # another process took the core during this measurement
+    assert predictor.calibrate(archs, measured) == pytest.approx((2.0, 0.1))
+    assert predictor.predict(archs[0]) == pytest.approx(2.0 * sums[0] + 0.1)
+    with pytest.raises(ValueError, match=">= 3"):
+        predictor.calibrate(archs[:2], measured[:2])

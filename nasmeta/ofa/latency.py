@@ -8,7 +8,10 @@ and the head (keyed by its input and the number of classes).  :meth:`OFALatencyP
 entry the space can need (for the small space 168 entries; the paper space about 2,300) with
 :func:`nasmeta.cost.measure_latency`; :meth:`predict` sums them.  Per-module timings include the Python call
 overhead of each module, but not the overhead of one call into the whole network, so the sum is compared with
-measured whole-network latencies (``benchmarks/ofa_report.py``) rather than assumed equal.
+measured whole-network latencies (``benchmarks/ofa_report.py``) rather than assumed equal.  :meth:`calibrate`
+maps the sum onto measured whole-network latencies with a robust line (Siegel's repeated medians,
+``scipy.stats.siegelslopes``: a few measurements inflated by other processes on a shared machine do not move it);
+uncalibrated, ``predict`` is the plain sum as in OFA.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class OFALatencyPredictor:
             raise ValueError(f"latency table of space {table.space!r} given for space {space.name!r}")
         self.space, self.table = space, table
         self.num_classes, self.input_shape = int(num_classes), tuple(int(v) for v in input_shape)
+        self.scale, self.offset = 1.0, 0.0
 
     def missing(self) -> list[str]:
         return [k for k in all_parts(self.space, self.input_shape, self.num_classes) if k not in self.table]
@@ -111,10 +115,30 @@ class OFALatencyPredictor:
             self.table.add(key, 1000.0 * seconds[f"latency_b{self.table.batch_size}"], "block", repeats)
         return len(todo)
 
+    def lookup_sum(self, arch: Architecture) -> float:
+        """The plain sum of ``arch``'s lookup-table entries (ms)."""
+        parts = arch_parts(self.space, arch, self.input_shape, self.num_classes)
+        return sum(self.table.get(key) for key, _, _ in parts)
+
     def predict(self, arch: Architecture) -> float:
-        return sum(
-            self.table.get(key) for key, _, _ in arch_parts(self.space, arch, self.input_shape, self.num_classes)
-        )
+        """Predicted latency (ms): the lookup sum, through the calibration line when :meth:`calibrate` was called."""
+        return self.scale * self.lookup_sum(arch) + self.offset
+
+    def calibrate(self, archs: list[Architecture], measured_ms: list[float]) -> tuple[float, float]:
+        """Fit ``measured ~ scale * lookup_sum + offset`` (Siegel repeated medians) on whole networks measured on
+        the same device; returns (scale, offset)."""
+        from scipy.stats import siegelslopes
+
+        if len(archs) != len(measured_ms) or len(archs) < 3:
+            raise ValueError(
+                f"calibration needs >= 3 (architecture, latency) pairs, got {len(archs)}, {len(measured_ms)}"
+            )
+        sums = [self.lookup_sum(a) for a in archs]
+        fit = siegelslopes(measured_ms, sums)
+        self.scale, self.offset = float(fit.slope), float(fit.intercept)
+        if not self.scale > 0:
+            raise ValueError(f"calibration gave a non-positive slope {self.scale:.3g}; measure more networks")
+        return self.scale, self.offset
 
     def __call__(self, arch: Architecture, model: nn.Module | None = None, input_shape: tuple | None = None) -> float:
         if input_shape is not None and tuple(input_shape) != self.input_shape:
