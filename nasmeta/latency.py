@@ -12,7 +12,8 @@ and one batch size, keyed by what was timed:
 The device label (:func:`device_label`) names the processor and the thread count on CPU (latency depends on
 both) or the GPU model, so tables of different machines never mix.  :class:`MeasuredLatency` is the latency
 source that hardware-aware searches share (zero-shot constraints and objective, OFA's evolution): it answers from
-the table and measures (then records) what is missing.  Every entry of one table must use the same statistic.
+the table and measures (then records) what is missing.  A table's ``statistic`` (``min`` or ``median``) is the one
+every entry of it is measured with; it is part of the stored ``spec``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ class LatencyTable:
     arch_ids: dict[str, str | None] = field(default_factory=dict)
     repeats: dict[str, int] = field(default_factory=dict)
     new_keys: list[str] = field(default_factory=list)
+    statistic: str = "min"
 
     def __post_init__(self) -> None:
+        if self.statistic not in ("median", "min"):
+            raise ValueError(f"statistic must be 'median' or 'min', got {self.statistic!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         if not self.device or not self.space:
@@ -94,7 +98,7 @@ class LatencyTable:
 
     def rows(self, keys: list[str] | None = None) -> list[dict[str, Any]]:
         """``latencies`` rows of ``keys`` (default: all)."""
-        spec = json.dumps({"torch": torch.__version__})
+        spec = json.dumps({"torch": torch.__version__, "statistic": self.statistic})
         return [
             {
                 "device": self.device,
@@ -118,11 +122,16 @@ class LatencyTable:
         return written
 
     @classmethod
-    def from_store(cls, store: Any, device: str, space: str, batch_size: int = 1) -> LatencyTable:
-        """The stored latencies of ``device`` / ``space`` / ``batch_size`` (empty when none)."""
-        table = cls(device, space, batch_size)
+    def from_store(
+        cls, store: Any, device: str, space: str, batch_size: int = 1, statistic: str = "min"
+    ) -> LatencyTable:
+        """The stored latencies of ``device`` / ``space`` / ``batch_size`` measured with ``statistic`` (empty when
+        none)."""
+        table = cls(device, space, batch_size, statistic=statistic)
         rows = store.read("latencies", device=device, space=space, batch_size=batch_size)
         for row in rows.to_pylist():
+            if json.loads(row["spec"] or "{}").get("statistic", "min") != statistic:
+                continue
             table.entries[row["key"]] = float(row["latency_ms"])
             table.kinds[row["key"]] = row["kind"]
             table.arch_ids[row["key"]] = row["arch_id"]
@@ -141,11 +150,7 @@ class MeasuredLatency:
         device: torch.device | str = "cpu",
         repeats: int = 30,
         warmup: int = 5,
-        statistic: str = "min",
     ) -> None:
-        if statistic not in ("median", "min"):
-            raise ValueError(f"statistic must be 'median' or 'min', got {statistic!r}")
-        self.statistic = statistic
         if repeats < 1 or warmup < 0:
             raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
         self.table = table
@@ -163,5 +168,7 @@ class MeasuredLatency:
 
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> float:
         model = model.to(self.device)
-        times = measure_latency(model, input_shape, (self.table.batch_size,), self.repeats, self.warmup, self.statistic)
+        times = measure_latency(
+            model, input_shape, (self.table.batch_size,), self.repeats, self.warmup, self.table.statistic
+        )
         return 1000.0 * times[f"latency_b{self.table.batch_size}"]

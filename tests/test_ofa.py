@@ -153,6 +153,7 @@ def test_latency_table_round_trips_through_the_store(tmp_path) -> None:
     assert again.kinds[network_key(arch, SHAPE, 3)] == "network"
     assert again.arch_ids[network_key(arch, SHAPE, 3)] == arch.arch_id
     assert len(LatencyTable.from_store(store, "cpu:other:t1", SPACE.name)) == 0
+    assert len(LatencyTable.from_store(store, "cpu:test:t1", SPACE.name, statistic="median")) == 0  # not mixed
     reread = OFALatencyPredictor(SPACE, again, 3, SHAPE)
     rng = np.random.default_rng(0)
     for sample in (SPACE.sample(rng) for _ in range(5)):

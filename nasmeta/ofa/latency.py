@@ -100,9 +100,7 @@ class OFALatencyPredictor:
     def missing(self) -> list[str]:
         return [k for k in all_parts(self.space, self.input_shape, self.num_classes) if k not in self.table]
 
-    def fill(
-        self, device: torch.device | str = "cpu", repeats: int = 50, warmup: int = 5, statistic: str = "min"
-    ) -> int:
+    def fill(self, device: torch.device | str = "cpu", repeats: int = 50, warmup: int = 5) -> int:
         """Measure every entry not yet in the table (random weights: latency does not depend on their values);
         returns how many were measured."""
         device = torch.device(device)
@@ -111,7 +109,7 @@ class OFALatencyPredictor:
         for key in todo:
             _, factory, shape = parts[key]
             module = factory().to(device)
-            seconds = measure_latency(module, shape, (self.table.batch_size,), repeats, warmup, statistic)
+            seconds = measure_latency(module, shape, (self.table.batch_size,), repeats, warmup, self.table.statistic)
             self.table.add(key, 1000.0 * seconds[f"latency_b{self.table.batch_size}"], "block", repeats)
         return len(todo)
 
