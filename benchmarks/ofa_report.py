@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/issue18")
     parser.add_argument("--task", default="cifar10")
     parser.add_argument("--samples-per-class", type=int, default=200)
-    parser.add_argument("--epochs", default="20,5,5,6")
+    parser.add_argument("--epochs", default="16,4,4,6")
     parser.add_argument("--lr", default="0.1,0.04,0.02,0.02")
     parser.add_argument("--subnets", default="1,1,2,4")
     parser.add_argument("--batch-size", type=int, default=128)
