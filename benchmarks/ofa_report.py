@@ -47,6 +47,7 @@ def _train_command(args: argparse.Namespace, ckpt: Path) -> list[str]:
         "--space", "ofa-small", "--task", args.task, "--samples-per-class", str(args.samples_per_class),
         "--epochs", args.epochs, "--lr", args.lr, "--subnets", args.subnets, "--batch-size", str(args.batch_size),
         "--threads", "1", "--seed", str(args.seed), "--checkpoint-dir", str(ckpt), "--no-track",
+        *(["--fixed-resolution-largest"] if args.fixed_resolution_largest else []),
     ]  # fmt: skip
 
 
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-scratch", action="store_true")
+    parser.add_argument("--fixed-resolution-largest", action="store_true")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,8 @@ def test_phases_sample_only_their_elastic_dimensions() -> None:
         assert (depths == set(TINY.depths)) == (phase in ("depth", "expand"))
         assert (expands == set(TINY.expands)) == (phase == "expand")
         assert all(len(d[2]) == len(SPACE.decode(largest)[2]) for d in decoded)
+    fixed = {SPACE.decode(sample_for_phase(SPACE, "largest", rng, elastic_resolution=False))[0] for _ in range(20)}
+    assert fixed == {max(TINY.resolutions)}
     with pytest.raises(ValueError, match="'width'"):
         sample_for_phase(SPACE, "width", rng)
 

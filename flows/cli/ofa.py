@@ -42,6 +42,9 @@ def train(
     subnets: Annotated[str, typer.Option(help="Sub-networks per step per phase: one value or four.")] = "1,1,2,4",
     batch_size: Annotated[int, typer.Option(min=2)] = 2048,
     kd_ratio: Annotated[float, typer.Option(min=0.0, help="Weight of the distillation loss.")] = 1.0,
+    fixed_resolution_largest: Annotated[
+        bool, typer.Option(help="Train the largest network at the maximum resolution (elastic from the kernel phase).")
+    ] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="torch threads.")] = None,
     checkpoint_dir: Annotated[Path | None, typer.Option(help="Where phase checkpoints go (rerun to resume).")] = None,
@@ -60,6 +63,7 @@ def train(
         for phase, e, r, s in zip(_PHASES, counts, rates, per_step, strict=True)
     }
     config.update(batch_size=batch_size, kd_ratio=kd_ratio, seed=seed, num_threads=threads)
+    config["largest_elastic_resolution"] = not fixed_resolution_largest
     try:
         out = ofa_train(
             space=space,

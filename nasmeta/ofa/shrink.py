@@ -10,7 +10,9 @@ Phases, in order, each starting from the previous phase's weights:
 From phase 2 on the loss is cross-entropy (label smoothing) + ``kd_ratio`` x the soft-target cross-entropy to the
 largest network of phase 1 (a frozen copy, run in train mode without gradients as OFA's ``train_one_epoch``
 does), and each step accumulates the gradients of ``subnets_per_step`` sampled sub-networks (OFA's dynamic batch
-size: 1 / 2 / 4 for kernel / depth / expand).  The input resolution is sampled per step in every phase.
+size: 1 / 2 / 4 for kernel / depth / expand).  The input resolution is sampled per step in every phase (with
+``largest_elastic_resolution=False`` from the kernel phase on: the reference code starts the kernel phase from a
+separately trained full network; at small budgets this matters, see ``benchmarks/results/issue18``).
 Defaults are the paper's ImageNet recipe (SGD Nesterov 0.9, weight decay 3e-5, label smoothing 0.1, cosine
 schedule, batch 2048; largest 180 epochs at lr 2.6; kernel 120 epochs at 0.96; depth and expand 120 epochs at
 0.24 -- the reference scripts' per-GPU rates x 32 GPUs); small runs pass their own :class:`PhaseConfig`.
@@ -75,6 +77,9 @@ class ShrinkConfig(BaseModel):
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
     kd_ratio: float = Field(1.0, ge=0.0)
     augment: bool = True
+    #: sample the input resolution per step already while training the largest network (False: the largest
+    #: network trains at the maximum resolution, elastic resolution starts with the kernel phase)
+    largest_elastic_resolution: bool = True
     #: training images whose forward passes re-estimate BN statistics before a sub-network is evaluated
     bn_images: int = Field(500, ge=2)
     seed: int = 0
@@ -90,8 +95,11 @@ class ShrinkConfig(BaseModel):
         return stable_hash("ofa-shrink", self.model_dump(mode="json", exclude={"num_threads"}), length=12)
 
 
-def sample_for_phase(space: OFASpace, phase: str, rng: np.random.Generator) -> Architecture:
-    """A sub-network drawn for one training step of ``phase`` (dimensions not yet elastic at their maximum)."""
+def sample_for_phase(
+    space: OFASpace, phase: str, rng: np.random.Generator, elastic_resolution: bool = True
+) -> Architecture:
+    """A sub-network drawn for one training step of ``phase`` (dimensions not yet elastic at their maximum;
+    the resolution too in the ``largest`` phase unless ``elastic_resolution``)."""
     if phase not in PHASES:
         raise ValueError(f"unknown progressive-shrinking phase {phase!r}; phases: {', '.join(PHASES)}")
     c = space.config
@@ -99,6 +107,8 @@ def sample_for_phase(space: OFASpace, phase: str, rng: np.random.Generator) -> A
     n = c.n_slots
     if phase == "largest":
         kernels = (max(c.kernels),) * n
+        if not elastic_resolution:
+            resolution = max(c.resolutions)
     if phase in ("largest", "kernel"):
         depths = (c.max_depth,) * c.n_stages
     if phase != "expand":
@@ -256,7 +266,7 @@ def train_phase(
                 x, y = augment(task.x_train[rows]), task.y_train[rows]
                 optimizer.zero_grad(set_to_none=True)
                 for _ in range(recipe.subnets_per_step):
-                    arch = sample_for_phase(space, phase, rng)
+                    arch = sample_for_phase(space, phase, rng, config.largest_elastic_resolution)
                     net.set_active(arch)
                     logits = net(x)
                     loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
