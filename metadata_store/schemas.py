@@ -18,6 +18,9 @@ Each :class:`TableSpec` names
 - ``prefer``: for runs only, a completed run beats a failed or stopped one whatever their ages;
 - ``cluster``: the sort order of compacted files (task first where rows belong to a task).
 
+``latencies`` holds latency measured on a device (milliseconds, median of ``repeats`` timed forward passes of
+batch ``batch_size``), of whole networks and of the blocks of a lookup-table predictor (``nasmeta.latency``).
+
 Sizes: ``n_params`` counts parameters; ``flops`` are forward FLOPs of one input image, 2 per multiply-accumulate
 (the convention of ``torch.utils.flop_counter``).
 """
@@ -191,6 +194,24 @@ TABLES: dict[str, TableSpec] = {
             stable=("task_id", "method"),
             required=("task_id", "method"),
             cluster=("task_id", "search_id"),
+        ),
+        TableSpec(
+            "latencies",
+            _schema(
+                pa.field("device", pa.string()),  # cpu:<processor>:t<threads> or cuda:<GPU name>
+                pa.field("space", pa.string()),
+                pa.field("key", pa.string()),  # net:<arch_id>:<CxHxW>:n<classes>, or a lookup-table block key
+                pa.field("batch_size", pa.int64()),
+                pa.field("kind", pa.string()),  # network | block
+                pa.field("arch_id", pa.string()),  # for kind == network
+                pa.field("latency_ms", pa.float64()),  # median forward time, milliseconds
+                pa.field("repeats", pa.int32()),
+                pa.field("spec", pa.string()),  # JSON: how it was measured (torch version, ...)
+            ),
+            key=("device", "space", "key", "batch_size"),
+            stable=("kind", "arch_id"),
+            required=("kind", "latency_ms"),
+            defaults={"batch_size": 1},
         ),
     ]
 }

@@ -63,11 +63,15 @@ def measure_latency(
     batch_sizes: Sequence[int] = (1, 64),
     repeats: int = 20,
     warmup: int = 3,
+    statistic: str = "median",
 ) -> dict[str, float]:
-    """Median forward time in seconds per batch size on the model's device: ``{"latency_b1": ..., ...}``.
+    """Median (or minimum) forward time in seconds per batch size on the model's device: ``{"latency_b1": ...}``.
 
-    Eval mode, no autograd; CUDA is synchronised around every timed call.
+    Eval mode, no autograd; CUDA is synchronised around every timed call.  ``statistic="min"`` estimates the
+    latency of an otherwise idle device when other processes share it (their interference only adds time).
     """
+    if statistic not in ("median", "min"):
+        raise ValueError(f"statistic must be 'median' or 'min', got {statistic!r}")
     shape = _check_shape(input_shape)
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
@@ -90,7 +94,7 @@ def measure_latency(
                     sync()
                     if i >= warmup:
                         times.append(time.perf_counter() - start)
-                result[f"latency_b{int(batch)}"] = statistics.median(times)
+                result[f"latency_b{int(batch)}"] = statistics.median(times) if statistic == "median" else min(times)
     finally:
         model.train(was_training)
     return result

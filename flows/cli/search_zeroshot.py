@@ -26,6 +26,14 @@ def zeroshot(
         float | None, typer.Option(help="Keep only networks with at most these forward FLOPs.")
     ] = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="Keep only networks this fast (CPU, batch 1).")] = None,
+    measured_latency: Annotated[
+        bool,
+        typer.Option(
+            help="Take latency from the store's measured-latency table (measuring and recording what is missing) "
+            "for --max-latency-ms and for the 'latency' objective (--proxy latency)."
+        ),
+    ] = False,
+    store: Annotated[str | None, typer.Option(help="Metadata store root for --measured-latency.")] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Evaluate the top k on the benchmark table when it has one.")] = 1,
     table_dataset: Annotated[
         str | None, typer.Option(help="Benchmark dataset for evaluating the top k (default: the task if known).")
@@ -49,7 +57,12 @@ def zeroshot(
         get_space(space)
     except ValueError as err:
         fail(str(err))
-    names = check_proxies(proxy or list(DEFAULT_PROXIES))
+    asked = [part.strip() for item in proxy or list(DEFAULT_PROXIES) for part in item.split(",") if part.strip()]
+    wants_latency = "latency" in asked
+    if wants_latency and not measured_latency:
+        fail("--proxy latency needs --measured-latency (the measured latency is the objective)")
+    registered = [n for n in asked if n != "latency"]
+    names = (check_proxies(registered) if registered or not wants_latency else []) + ["latency"] * wants_latency
     try:
         constraints = Constraints(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms)
     except ValueError as err:
@@ -62,7 +75,15 @@ def zeroshot(
             if table_dataset is not None:
                 fail(str(err))
     batch, _ = load_batch(task, 128, seed)
-    from flows.common import log_search_result, tracked_command
+    from flows.common import log_search_result, open_store, tracked_command
+
+    latency = table = db = None
+    if measured_latency:
+        from nasmeta.latency import LatencyTable, MeasuredLatency, device_label
+
+        db = open_store(store)
+        table = LatencyTable.from_store(db, device_label("cpu"), space)
+        latency = MeasuredLatency(table, batch.num_classes, "cpu")
 
     tags = {"task": task, "space": space, "method": "zeroshot", "proxies": ",".join(names)}
     params = {"sample": sample, "seed": seed, "top_k": top_k, **parse_sizes(size)}
@@ -78,7 +99,11 @@ def zeroshot(
                 constraints=constraints,
                 top_k_evaluator=evaluator,
                 top_k=top_k,
+                latency=latency,
             )
+            if table is not None:
+                written = table.to_store(db)
+                typer.echo(f"measured latency: {written} new networks measured and stored ({table.device})")
             log_search_result(run, result)
             if run is not None:
                 from nasmeta import tracking

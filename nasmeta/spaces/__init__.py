@@ -1,4 +1,5 @@
-"""Search spaces: ``get_space(name)`` for ``nb201``, ``darts``, ``darts-s1``..``darts-s4`` and ``macro``.
+"""Search spaces: ``get_space(name)`` for ``nb201``, ``darts``, ``darts-s1``..``darts-s4``, ``macro``, ``ofa``
+and ``ofa-small``.
 
 Spaces register themselves with :func:`register_space`; adding a space is one new module plus one entry
 in ``_SPACE_MODULES`` (imported lazily so ``import nasmeta.spaces`` stays free of torch).
@@ -24,6 +25,8 @@ _SPACE_MODULES = {
     "darts-s3": "nasmeta.spaces.darts",
     "darts-s4": "nasmeta.spaces.darts",
     "macro": "nasmeta.spaces.macro",
+    "ofa": "nasmeta.spaces.ofa",
+    "ofa-small": "nasmeta.spaces.ofa",
 }
 
 

@@ -10,6 +10,10 @@ them); a score that is NaN (proxy not applicable) or -inf ranks below every fini
 Constraints on parameters, FLOPs and CPU latency (batch 1, median of repeats; :mod:`nasmeta.cost`) filter the
 candidates before any proxy runs, which is what makes zero-shot search hardware-aware.  Parameters and FLOPs
 are exact; latency is wall-clock, so a candidate near ``max_latency_ms`` may fall either side between runs.
+A ``latency`` source (:data:`nasmeta.latency.LatencySource`) replaces that ad-hoc timing with the latency measured
+on the target device and kept in the store (:class:`nasmeta.latency.MeasuredLatency`, or OFA's lookup-table
+predictor), the same numbers OFA's deployment search uses; with it, ``latency`` may also be named among the
+proxies: it then enters the vote as an objective (score = minus the latency in ms, lower is better).
 
 Results leave through ``reporter.report(i, ...)`` (one call per architecture) and the returned
 :class:`~nasmeta.search_result.SearchResult`, whose ``extra["rows"]`` are ``proxy_scores`` rows
@@ -42,6 +46,16 @@ from nasmeta.zeroshot.registry import compute_proxy, expand, get_proxy
 
 #: NASWOT plus the two strongest data-independent proxies on NB201 (see benchmarks/proxy_correlations.py)
 DEFAULT_PROXIES: tuple[str, ...] = ("naswot", "synflow", "params")
+#: the pseudo-proxy scoring a candidate by its measured latency (needs a ``latency`` source)
+LATENCY = "latency"
+
+
+def _split_latency(proxies: Sequence[str], latency: Any) -> tuple[list[str], bool]:
+    """(the registry's proxies, whether the latency objective is asked for)."""
+    names = list(dict.fromkeys(proxies))
+    if LATENCY in names and latency is None:
+        raise ValueError("proxy 'latency' needs a latency source (e.g. nasmeta.latency.MeasuredLatency)")
+    return [n for n in names if n != LATENCY], LATENCY in names
 
 
 class Constraints(BaseModel):
@@ -165,8 +179,12 @@ def score_architectures(
     proxy_options: dict[str, dict[str, Any]] | None = None,
     reporter: Reporter | None = None,
     batch_size: int = 128,
+    latency: Any = None,
 ) -> list[ScoredArch]:
     """Cost and proxy scores of every architecture; infeasible ones are costed but not scored.
+
+    ``latency``: a :data:`nasmeta.latency.LatencySource` used for ``max_latency_ms`` and the ``latency`` objective
+    instead of timing each network here.
 
     Composite proxies (``te_nas``) are filled in over the feasible architectures by the mean rank of their
     parts; their seconds are the sum of the parts'.  The vote is not computed here (see :func:`rank_candidates`).
@@ -175,7 +193,8 @@ def score_architectures(
     proxies = list(dict.fromkeys(proxies))
     if not proxies:
         raise ValueError("give at least one proxy")
-    parts = expand(proxies)
+    registered, latency_objective = _split_latency(proxies, latency)
+    parts = expand(registered)
     proxy_options = proxy_options or {}
     for name in proxy_options:
         if name not in parts:
@@ -188,13 +207,19 @@ def score_architectures(
     for step, arch in enumerate(archs):
         shape = batch.input_shape
         model = _seeded(seed, space.build, arch, batch.num_classes, shape, **build_kwargs)
-        latency = None
-        if constraints.max_latency_ms is not None:
-            latency = 1000.0 * measure_latency(model, shape, batch_sizes=(1,), repeats=5, warmup=1)["latency_b1"]
+        latency_ms = None
+        if latency is not None and (constraints.max_latency_ms is not None or latency_objective):
+            latency_ms = float(latency(arch, model, shape))
+        elif constraints.max_latency_ms is not None:
+            latency_ms = 1000.0 * measure_latency(model, shape, batch_sizes=(1,), repeats=5, warmup=1)["latency_b1"]
         # FLOPs need a counting forward pass (and torch's flop counter costs seconds to import): only on demand
         flops = count_flops(model, shape) if constraints.max_flops is not None else None
-        item = ScoredArch(arch, arch.arch_id, count_params(model, trainable_only=True), flops, latency)
-        item.violations = constraints.violations(item.params, item.flops, latency)
+        item = ScoredArch(arch, arch.arch_id, count_params(model, trainable_only=True), flops, latency_ms)
+        item.violations = constraints.violations(item.params, item.flops, latency_ms)
+        if item.feasible and latency_objective and latency_ms is not None:
+            item.scores[LATENCY] = -latency_ms
+            item.seconds[LATENCY] = 0.0
+            item.cpu_seconds[LATENCY] = 0.0
         if item.feasible:
             for name in parts:
                 spec = get_proxy(name)
@@ -224,6 +249,8 @@ def fill_composites(scored: list[ScoredArch], proxies: Sequence[str]) -> list[Sc
     """
     feasible = [s for s in scored if s.feasible]
     for name in proxies:
+        if name == LATENCY:
+            continue
         spec = get_proxy(name)
         if spec.is_composite and feasible:
             combined = combine_ranks({p: [s.scores[p] for s in feasible] for p in spec.parts})
@@ -269,6 +296,7 @@ def zero_shot_search(
     proxy_options: dict[str, dict[str, Any]] | None = None,
     reporter: Reporter | None = None,
     batch_size: int = 128,
+    latency: Any = None,
 ) -> SearchResult:
     """Rank ``archs`` (or ``n_samples`` distinct sampled architectures) by the proxies' mean rank.
 
@@ -277,7 +305,7 @@ def zero_shot_search(
     is returned (NASWOT-style search evaluates only the top one); otherwise the top-voted candidate.
     ``result.extra``: ``ranking`` (feasible candidates, best first, as dicts), ``rows`` (``proxy_scores``
     rows), ``proxies_used``, ``n_infeasible``, ``proxy_seconds``, ``wall_seconds``; ``cost_seconds`` adds the
-    evaluations' (possibly simulated) cost to the wall time.
+    evaluations' (possibly simulated) cost to the wall time.  ``latency``: see :func:`score_architectures`.
     """
     start = time.perf_counter()
     space = get_space(space) if isinstance(space, str) else space
@@ -297,6 +325,7 @@ def zero_shot_search(
         proxy_options=proxy_options,
         reporter=reporter,
         batch_size=batch_size,
+        latency=latency,
     )
     ranking, used = rank_candidates(scored, list(dict.fromkeys(proxies)))
     history: list[Evaluation] = []
@@ -313,7 +342,7 @@ def zero_shot_search(
         if s.feasible
         for p, v in s.scores.items()
     ]
-    proxy_seconds = sum(s.seconds.get(p, 0.0) for s in scored for p in expand(proxies))
+    proxy_seconds = sum(s.seconds.get(p, 0.0) for s in scored for p in expand(_split_latency(proxies, latency)[0]))
     wall = time.perf_counter() - start
     return SearchResult(
         method="zeroshot",
