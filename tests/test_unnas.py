@@ -213,3 +213,18 @@ def test_bad_objective_names_itself() -> None:
         pretext_objective({"name": "jigsaw", "grid": 1})
     with pytest.raises(ValueError, match="42"):
         pretext_objective(42)  # type: ignore[arg-type]
+
+
+def test_cli_objective() -> None:
+    """``nasmeta search oneshot --objective rotation``: searched without labels, then retrained on them."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    args = ["search", "oneshot", "--task", "digits", "--method", "darts", "--epochs", "1", "--size", "C=4"]
+    args += ["--size", "N=1", "--samples-per-class", "4", "--batch-size", "8", "--device", "cpu", "--no-track"]
+    done = CliRunner().invoke(app, [*args, "--objective", "rotation", "--retrain-epochs", "1"])
+    assert done.exit_code == 0, done.output
+    assert "found: |" in done.output and "retrained 1 epochs" in done.output
+    bad = CliRunner().invoke(app, [*args, "--objective", "nope"])
+    assert bad.exit_code == 2 and "'nope'" in bad.output
