@@ -34,6 +34,8 @@ Deviations:
   colours with a different sampling).  The ``L`` input is standardised with its mean / std on the weight half
   (the paper: ``L / 100`` with CIFAR's RGB mean / std).
 * Rotation's four copies of an image are shuffled into different batches (the paper keeps them in one batch).
+* Strategies that measure something on the search data's input shape (ProxylessNAS' latency table) measure it on
+  the pretext inputs (one ``L`` channel; the jigsaw's stacked tiles), not on the label task's images.
 """
 
 from __future__ import annotations
