@@ -33,7 +33,8 @@ Deviations:
   cube (64 levels per channel) falls in: 261 bins here against Zhang et al.'s 313 (their hull comes from ImageNet
   colours with a different sampling).  The ``L`` input is standardised with its mean / std on the weight half
   (the paper: ``L / 100`` with CIFAR's RGB mean / std).
-* Rotation's four copies of an image are shuffled into different batches (the paper keeps them in one batch).
+* Rotation's four copies of an image are shuffled into different training batches (the paper keeps them in one
+  batch); in the stored order (what evaluations batch) they are adjacent.
 * Strategies that measure something on the search data's input shape (ProxylessNAS' latency table) measure it on
   the pretext inputs (one ``L`` channel; the jigsaw's stacked tiles), not on the label task's images.
 """
@@ -262,8 +263,10 @@ class RotationPretext(Pretext):
 
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.all_rotations:
-            k = torch.arange(4).repeat_interleave(len(x))
-            return rotate(x.repeat(4, 1, 1, 1), k), k
+            # image-major (image i's rotations at rows 4i..4i+3): any run of rows, such as an evaluation batch whose
+            # BN uses batch statistics, holds the four rotations equally often
+            k = torch.arange(4).repeat(len(x))
+            return rotate(x.repeat_interleave(4, dim=0), k), k
         k = torch.randint(0, 4, (len(x),), generator=generator)
         return rotate(x, k), k
 
