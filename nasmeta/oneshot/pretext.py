@@ -16,9 +16,9 @@ table).  The three pretext tasks, as the paper and its CIFAR-10 code define them
   tile of ``int(0.76 * patch)`` pixels in each patch, each tile is normalised to zero mean / unit std, the tiles are
   placed by a permutation drawn from a fixed set (tile of patch ``p`` goes to slot ``perm[p]``) and the label is the
   permutation's index.  The tiles run through the supernet one by one (shared weights, a siamese network); the head
-  concatenates their pooled features and classifies the permutation.  On CIFAR-10 the paper uses a 2x2 grid and all
-  24 permutations (the default); larger grids take ``permutations`` of the ``grid**2!`` by Noroozi's greedy
-  maximal-Hamming-distance selection.
+  concatenates their pooled features and classifies the permutation (Noroozi & Favaro's context-free network).
+  On CIFAR-10 the paper uses a 2x2 grid and all 24 permutations (the default); larger grids take ``permutations``
+  of the ``grid**2!`` by Noroozi's greedy maximal-Hamming-distance selection.
 
 Only ``task.x_train`` (and, for colorization, the task's normalisation statistics) is read: no label of any split.
 
@@ -33,6 +33,8 @@ Deviations:
   cube (64 levels per channel) falls in: 261 bins here against Zhang et al.'s 313 (their hull comes from ImageNet
   colours with a different sampling).  The ``L`` input is standardised with its mean / std on the weight half
   (the paper: ``L / 100`` with CIFAR's RGB mean / std).
+* The colorization head (1x1 convolution on the last feature map, bilinear upsampling) is this module's choice; the
+  paper's dense-prediction network is not reproduced.
 * Rotation's four copies of an image are shuffled into different training batches (the paper keeps them in one
   batch); in the stored order (what evaluations batch) they are adjacent.
 * Strategies that measure something on the search data's input shape (ProxylessNAS' latency table) measure it on
