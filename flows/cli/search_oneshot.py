@@ -82,6 +82,13 @@ def oneshot(
     resolution: Annotated[int | None, typer.Option(min=2, help="Resize the task's images (CPU runs).")] = None,
     candidates: Annotated[int, typer.Option(min=1, help="random: architectures ranked after training.")] = 100,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="Search objective: labels, or an UnNAS pretext task searched without labels (rotation, "
+            "colorization, jigsaw); the found cell is still looked up / retrained on labels."
+        ),
+    ] = "labels",
     out: Annotated[
         Path | None, typer.Option(help="Folder for arch.json, trace.json, plots and the exported model.")
     ] = None,
@@ -109,7 +116,11 @@ def oneshot(
     known = strategy_names(imported=False)
     if method not in known:
         fail(f"unknown method {method!r}; expected one of {', '.join(known)}")
-    kwargs: dict[str, Any] = {}
+    from nasmeta.oneshot.pretext import OBJECTIVES
+
+    if objective not in OBJECTIVES:
+        fail(f"unknown search objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    kwargs: dict[str, Any] = {} if objective == "labels" else {"objective": objective}
     if method == "darts":
         kwargs["order"] = order
     elif method == "random":

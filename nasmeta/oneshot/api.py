@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from nasmeta.data.types import TaskData
-from nasmeta.oneshot.loop import SearchData, WeightConfig, registered_strategies, run_search, strategy_class
+from nasmeta.oneshot.loop import WeightConfig, registered_strategies, run_search, strategy_class
+from nasmeta.oneshot.pretext import Pretext, search_setup
 from nasmeta.oneshot.supernet import Supernet
 from nasmeta.reporting import Reporter, ShouldStop
 from nasmeta.search_result import SearchResult
@@ -92,6 +93,7 @@ def oneshot_search(
     device: str = "auto",
     should_stop: ShouldStop | None = None,
     skip_stop: int | None = None,
+    objective: str | Mapping[str, Any] | Pretext | None = "labels",
     **method_kwargs: Any,
 ) -> SearchResult:
     """Run one-shot search ``method`` on ``space`` for ``epochs`` epochs of the bi-level loop.
@@ -108,6 +110,10 @@ def oneshot_search(
 
     ``skip_stop``: DARTS+'s early stop for any strategy: the search ends after the first epoch whose derived normal
     cell holds ``skip_stop`` or more ``skip_connect`` ops (published: 2).
+
+    ``objective``: ``"labels"`` (default) or an UnNAS pretext task searched on instead of the labels
+    (``"rotation"``, ``"colorization"``, ``"jigsaw"``, or a mapping ``{"name": ..., settings}``; see
+    :mod:`nasmeta.oneshot.pretext`): the supernet's head is sized to it and no label of the task is read.
     """
     known = strategy_names()
     if method not in known:
@@ -122,8 +128,9 @@ def oneshot_search(
     dev = _resolve_device(device)
 
     torch.manual_seed(seed)
-    supernet = build_supernet(space_obj, task.num_classes, task.input_shape, **size).to(dev)
-    data = SearchData.from_task(task, seed, train_portion).to(dev)
+    # issue 18 (UnNAS): a pretext objective replaces the labels, sizes the head and builds label-free search data
+    supernet, data, pretext = search_setup(objective, space_obj, task, seed, train_portion, size)
+    supernet, data = supernet.to(dev), data.to(dev)
     if skip_stop is not None and (isinstance(skip_stop, bool) or not isinstance(skip_stop, int) or skip_stop < 1):
         raise ValueError(f"skip_stop must be a positive integer or None, got {skip_stop!r}")
     strategy = strategy_class(method)(supernet, data, batch_size, seed, **method_kwargs)
@@ -152,6 +159,7 @@ def oneshot_search(
             "batch_size": batch_size,
             "seed": seed,
             "skip_stop": strategy.skip_stop,
+            "objective": "labels" if pretext is None else pretext.state(),
             "device": str(dev),
             "search_seconds": search_seconds,
             "choose_seconds": choose_seconds,

@@ -174,7 +174,8 @@ def frozen(params: Sequence[torch.nn.Parameter]) -> Iterator[None]:
 def evaluate_path(
     supernet: Supernet, x: torch.Tensor, y: torch.Tensor, path: Path | Choices | None, batch_size: int = 256
 ) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy in %) of the supernet through ``path`` (None: the softmax mixture)."""
+    """(mean cross-entropy, accuracy in %) of the supernet through ``path`` (None: the softmax mixture); per target
+    element, so dense targets ``(N, H, W)`` (UnNAS colorization) average over pixels."""
     was_training = supernet.training
     supernet.train()  # batch statistics: see the module docstring
     loss_sum, correct = 0.0, 0
@@ -184,7 +185,7 @@ def evaluate_path(
         loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
     supernet.train(was_training)
-    return loss_sum / len(x), 100.0 * correct / len(x)
+    return loss_sum / y.numel(), 100.0 * correct / y.numel()
 
 
 def evaluate_architecture(
@@ -402,9 +403,9 @@ def run_search(
                 loss.backward()
             torch.nn.utils.clip_grad_norm_(weights, config.grad_clip)
             optimizer.step()
-            loss_sum += loss.detach() * len(yt)
+            loss_sum += loss.detach() * yt.numel()
             correct += (logits.detach().argmax(1) == yt).sum()
-            seen += len(yt)
+            seen += yt.numel()  # per target element: pixels for dense (colorization) targets
         scheduler.step()
         extra = strategy.end_epoch(epoch)
         val_loss, val_acc = evaluate_path(supernet, data.x_val, data.y_val, strategy.eval_path())
