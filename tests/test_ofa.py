@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ofa_toys import SPACE, TINY
 
 from metadata_store import MetadataStore
 from nasmeta.data.types import TaskData
@@ -28,22 +29,7 @@ from nasmeta.ofa.shrink import (
     train_phase,
 )
 from nasmeta.reporting import ListReporter
-from nasmeta.spaces.ofa import OFAConfig, register_ofa_space
 
-TINY = OFAConfig(
-    widths=(4, 8),
-    strides=(2, 2),
-    activations=("relu", "hswish"),
-    depths=(1, 2),
-    expands=(2, 3),
-    kernels=(3, 5, 7),
-    resolutions=(8, 12),
-    stem_channels=4,
-    stem_stride=1,
-    head_channels=8,
-    feature_channels=16,
-)
-SPACE = register_ofa_space("ofa-test-tiny", TINY)
 SHAPE = (3, 12, 12)
 ONE = PhaseConfig(epochs=1, lr=0.05)
 CONFIG = ShrinkConfig(

@@ -9,25 +9,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from ofa_toys import SPACE, TINY
 
 from nasmeta.ofa.elastic import ElasticOFANet, extract_subnet, recalibrate_bn, sort_channels
 from nasmeta.spaces import Architecture, get_space
 from nasmeta.spaces.ofa import OFAConfig, OFASpace, register_ofa_space
-
-TINY = OFAConfig(
-    widths=(4, 8),
-    strides=(2, 2),
-    activations=("relu", "hswish"),
-    depths=(1, 2),
-    expands=(2, 3),
-    kernels=(3, 5, 7),
-    resolutions=(8, 12),
-    stem_channels=4,
-    stem_stride=1,
-    head_channels=8,
-    feature_channels=16,
-)
-SPACE = register_ofa_space("ofa-test-tiny", TINY)
 
 
 def _perturbed(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
