@@ -91,6 +91,22 @@ def test_darts_ada_raises_weight_decay_and_continues(monkeypatch: pytest.MonkeyP
     assert result.extra["weight_decay_scale"] == 3.0 and not result.extra["stopped_early"]
 
 
+def test_darts_ada_fires_again_after_a_restart_and_rolls_back_to_the_restart_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # fires at epoch 6 (back to 1, wd x3); after the restart the history is [1, 7, 8, ...]: the rule compares epoch
+    # 11 with epoch 1 again (2.8 / 1), fires, and rolls back to 1 a second time (wd x9). Longer searches used to
+    # fail here: the snapshot of the restart epoch had been dropped by loop epoch.
+    _scripted(monkeypatch, [1.0] * 5 + [10.0] + [1.0] * 4 + [10.0] + [1.0] * 10)
+    size = {"C": 4, "N": 1}
+    result = oneshot_search("darts-ada", "nb201", _task(), 12, 8, seed=0, supernet_size=size, device="cpu")
+    assert len(result.trace) - 1 == 12 and "stopped" not in result.trace[-1]
+    assert [r.get("rolled_back_to") for r in result.trace[1:]] == [None] * 5 + [1.0] + [None] * 4 + [1.0, None]
+    assert result.trace[11]["op_weights"] == result.trace[1]["op_weights"] != result.trace[10]["op_weights"]
+    assert [r["weight_decay_scale"] for r in result.trace[1:]] == [1.0] * 6 + [3.0] * 5 + [9.0]
+    assert [t["epoch"] for t in result.extra["triggers"]] == [6.0, 11.0]
+
+
 @pytest.mark.parametrize(("space", "size"), [("nb201", {"C": 4, "N": 1}), ("darts-s2", {"C": 4, "layers": 2})])
 def test_runs_through_oneshot_search_with_the_real_eigenvalue(space: str, size: dict[str, int]) -> None:
     task = _task()

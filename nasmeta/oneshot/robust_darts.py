@@ -107,6 +107,9 @@ class RobustDarts(Darts):
         self.history: list[tuple[int, float, float]] = []
         self.eigenvalues: list[tuple[int, float]] = []
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+        #: index in ``history`` of the epoch the search last restarted from (DARTS-ADA); the rule compares epochs
+        #: after it only, so a roll-back never goes behind a restart
+        self.restart = 0
         self.wd_scale = 1.0
         self.raises = 0
         self.triggers: list[dict[str, float]] = []
@@ -137,10 +140,13 @@ class RobustDarts(Darts):
         values = [v for _, v, _ in self.history] + [lam]
         self.history.append((epoch, lam, smoothed(values, self.config.window)))
         self.snapshots[epoch] = self._snapshot()
-        for old in [e for e in self.snapshots if e < epoch - self.config.k]:
+        # the only snapshots the rule can roll back to are those of the last k + 1 entries of the history (entry
+        # epochs, not loop epochs: after a DARTS-ADA restart the history resumes from the rolled-back epoch)
+        keep = {e for e, _, _ in self.history[-1 - self.config.k :]}
+        for old in [e for e in self.snapshots if e not in keep]:
             del self.snapshots[old]
         out = {"hessian_eig": lam, "hessian_eig_smooth": self.history[-1][2], "weight_decay_scale": self.wd_scale}
-        if len(self.history) <= self.config.k:
+        if len(self.history) - 1 - self.restart < self.config.k:
             return out
         before, now = self.history[-1 - self.config.k][2], self.history[-1][2]
         ratio = before / now if now != 0 else float("inf")
@@ -154,6 +160,7 @@ class RobustDarts(Darts):
                 self.raises += 1
                 self.wd_scale *= self.config.ada_factor
                 self.history = [h for h in self.history if h[0] <= back]  # the search restarts from epoch i - k
+                self.restart = len(self.history) - 1
             else:
                 self._stop = True
         return out
