@@ -121,15 +121,29 @@ def oneshot_search(
     size = dict(supernet_size or {})
     dev = _resolve_device(device)
 
-    torch.manual_seed(seed)
-    supernet = build_supernet(space_obj, task.num_classes, task.input_shape, **size).to(dev)
     data = SearchData.from_task(task, seed, train_portion).to(dev)
     if skip_stop is not None and (isinstance(skip_stop, bool) or not isinstance(skip_stop, int) or skip_stop < 1):
         raise ValueError(f"skip_stop must be a positive integer or None, got {skip_stop!r}")
-    strategy = strategy_class(method)(supernet, data, batch_size, seed, **method_kwargs)
-    if skip_stop is not None:
-        strategy.skip_stop = skip_stop
-    trace, search_seconds = run_search(strategy, epochs, weight_config, reporter, should_stop)
+    cls = strategy_class(method)
+    # -- staged strategies (P-DARTS, issue 17): one loop run per stage, each over a newly built supernet --------
+    run_stages = getattr(cls, "run_stages", None)
+    if run_stages is not None:
+
+        def build(**overrides: Any) -> Supernet:
+            return build_supernet(space_obj, task.num_classes, task.input_shape, **{**size, **overrides}).to(dev)
+
+        strategy, trace, search_seconds = run_stages(
+            build, data, batch_size, seed, epochs, weight_config, reporter, should_stop, skip_stop, **method_kwargs
+        )
+        supernet = strategy.supernet
+    # -- end staged strategies ----------------------------------------------------------------------------------
+    else:
+        torch.manual_seed(seed)
+        supernet = build_supernet(space_obj, task.num_classes, task.input_shape, **size).to(dev)
+        strategy = cls(supernet, data, batch_size, seed, **method_kwargs)
+        if skip_stop is not None:
+            strategy.skip_stop = skip_stop
+        trace, search_seconds = run_search(strategy, epochs, weight_config, reporter, should_stop)
     start = time.perf_counter()
     arch, history, extra = strategy.finish()
     choose_seconds = time.perf_counter() - start
