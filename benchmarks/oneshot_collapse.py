@@ -155,7 +155,7 @@ def table_part(args: argparse.Namespace, task: Any) -> None:
     searched = {}
     for r in rows:
         if r.get("part") == "spaces" and (r["method"] != "pdarts" or "depths" in r):
-            searched.setdefault((r["space"], r["method"], r["seed"]), r)
+            searched[(r["space"], r["method"], r["seed"])] = r  # the last run of a key counts (reruns)
     trained = {(r["space"], r["arch"], r["seed"]): r for r in rows if r.get("part") == "retrain-table"
                and r.get("budget") == budget}  # fmt: skip
     retrain_task = _retrain_task(args, task)
@@ -177,6 +177,49 @@ def table_part(args: argparse.Namespace, task: Any) -> None:
                     _emit(args, trained[key])
                 print(f"{space} seed {seed} {method}: skip share {row['normal_skip_share']:.3f}, "
                       f"retrained {trained[key]['test_acc']:.2f}", flush=True)  # fmt: skip
+
+
+def summary_part(args: argparse.Namespace, task: Any) -> None:
+    """Markdown table of ``table`` results (``--from-jsonl``: search rows and retrain rows; no compute): per method
+    and space, the derived normal cell's skip share (S4: noise share) and its retrained test accuracy, mean and per
+    seed; ``-`` where a seed was not run."""
+    files = [Path(f) for f in args.from_jsonl or []]
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+    searched = {}
+    for r in rows:
+        if r.get("part") == "spaces" and (r["method"] != "pdarts" or "depths" in r):
+            searched[(r["space"], r["method"], r["seed"])] = r  # the last run of a key counts (reruns)
+    trained = {(r["space"], r["arch"], r["seed"]): r["test_acc"] for r in rows if r.get("part") == "retrain-table"}
+
+    def cell(values: list[float | None], digits: int) -> str:
+        got = [v for v in values if v is not None]
+        if not got:
+            return "-"
+        each = " ".join("-" if v is None else f"{v:.{digits}f}" for v in values)
+        return f"{statistics.mean(got):.{digits}f} [{each}]"
+
+    print("| method | " + " | ".join(f"{sp} skip | {sp} acc" for sp in args.spaces) + " |")
+    print("|---|" + "---|---|" * len(args.spaces))
+    for method in args.methods:
+        parts = []
+        for space in args.spaces:
+            found = [searched.get((space, method, seed)) for seed in args.seeds]
+            op = "noise" if space == "darts-s4" else "skip_connect"
+            share = [
+                None if r is None else sum(o == op for o, _ in _normal(_parse(space, r["arch"]))) / 8 for r in found
+            ]
+            acc = [
+                None if r is None else trained.get((space, r["arch"], seed))
+                for r, seed in zip(found, args.seeds, strict=True)
+            ]
+            parts += [cell(share, 3), cell(acc, 1)]
+        print(f"| {method} | " + " | ".join(parts) + " |")
+
+
+def _parse(space: str, arch: str) -> Any:
+    from nasmeta.spaces import get_space
+
+    return get_space(space).parse(arch)
 
 
 def _retrain_task(args: argparse.Namespace, task: Any) -> Any:
@@ -333,7 +376,9 @@ def _plot(eig, smooth, skips, soft, fires, space, out: Path) -> Path:  # noqa: A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["nb201", "spaces", "hessian", "retrain", "budget", "table"], required=True)
+    parser.add_argument(
+        "--part", choices=["nb201", "spaces", "hessian", "retrain", "budget", "table", "summary"], required=True
+    )
     parser.add_argument("--from-jsonl", nargs="+", default=None, help="retrain / table: the spaces part's JSONL")
     parser.add_argument("--spaces-jsonl", default=None, help="table: where new search rows are appended")
     parser.add_argument("--methods", nargs="+", default=METHODS)
@@ -359,7 +404,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    task = _task(args)
+    task = None if args.part == "summary" else _task(args)  # the summary reads JSONL only
     parts = {
         "nb201": nb201_part,
         "spaces": spaces_part,
@@ -367,6 +412,7 @@ def main() -> None:
         "retrain": retrain_part,
         "budget": budget_part,
         "table": table_part,
+        "summary": summary_part,
     }
     parts[args.part](args, task)
 
