@@ -198,7 +198,11 @@ def summary_part(args: argparse.Namespace, task: Any) -> None:
         each = " ".join("-" if v is None else f"{v:.{digits}f}" for v in values)
         return f"{statistics.mean(got):.{digits}f} [{each}]"
 
-    print("| method | " + " | ".join(f"{sp} skip | {sp} acc" for sp in args.spaces) + " |")
+    print(
+        "| method | "
+        + " | ".join(f"{sp} {'noise' if sp == 'darts-s4' else 'skip'} | {sp} acc" for sp in args.spaces)
+        + " |"
+    )
     print("|---|" + "---|---|" * len(args.spaces))
     for method in args.methods:
         parts = []
