@@ -107,30 +107,169 @@ def _normal(arch: Any) -> list[tuple[str, int]]:
     return [tuple(p) for p in arch.encoding[0]]
 
 
+def _space_row(method: str, space: str, task: Any, args: argparse.Namespace, seed: int, size: dict[str, int]):  # noqa: ANN202
+    result, seconds = _search(method, space, task, args, seed, size)
+    normal = _normal(result.best_arch)
+    row = {
+        "part": "spaces", "space": space, "method": method, "seed": seed, "arch": str(result.best_arch),
+        "normal_skip_share": sum(op == "skip_connect" for op, _ in normal) / len(normal),
+        "normal_param_free_share": sum(op in PARAMETER_FREE for op, _ in normal) / len(normal),
+        "softmax_skip_normal": result.trace[-1].get("skip_share_normal"),
+        "epochs_run": len(result.trace) - 1, "seconds": round(seconds, 1),
+    }  # fmt: skip
+    if "depths" in result.extra:  # P-DARTS' supernet depth per stage
+        row["depths"] = result.extra["depths"]
+    return result, row
+
+
 def spaces_part(args: argparse.Namespace, task: Any) -> None:
     size = _sizes(args.darts_size, ["C=8", "layers=5"])
     retrain_size = _sizes(args.retrain_size, ["C=8", "layers=5"])
     for seed in args.seeds:
         for space in args.spaces:
             for method in args.methods:
-                result, seconds = _search(method, space, task, args, seed, size)
-                normal = _normal(result.best_arch)
-                row = {
-                    "part": "spaces", "space": space, "method": method, "seed": seed, "arch": str(result.best_arch),
-                    "normal_skip_share": sum(op == "skip_connect" for op, _ in normal) / len(normal),
-                    "normal_param_free_share": sum(op in PARAMETER_FREE for op, _ in normal) / len(normal),
-                    "softmax_skip_normal": result.trace[-1].get("skip_share_normal"),
-                    "epochs_run": len(result.trace) - 1, "seconds": round(seconds, 1),
-                }  # fmt: skip
+                result, row = _space_row(method, space, task, args, seed, size)
                 if args.retrain_epochs:
-                    from nasmeta.retrain import retrain
-
-                    start = time.perf_counter()
-                    done = retrain(result.best_arch, task, args.retrain_epochs, seed, auxiliary=False,
-                                   drop_path_prob=0.0, **retrain_size)  # fmt: skip
-                    row["retrain_test_acc"] = done.evaluation.test_acc
-                    row["retrain_seconds"] = round(time.perf_counter() - start, 1)
+                    done = _retrain_cell(result.best_arch, _retrain_task(args, task), args, seed, retrain_size)
+                    row["retrain_test_acc"] = done["test_acc"]
+                    row["retrain_seconds"] = done["seconds"]
+                    row["retrain_budget"] = _budget(args, retrain_size)
                 _emit(args, row)
+
+
+def table_part(args: argparse.Namespace, task: Any) -> None:
+    """S1-S4 skip share and retrained accuracy per (seed, space, method), seed-major so that an interrupted run
+    leaves whole seeds: a search row is taken from ``--from-jsonl`` files when one matches (P-DARTS: only rows of
+    the progressive-depth version, which carry ``depths``), else searched and appended to ``--spaces-jsonl``; each
+    derived cell is retrained once per seed at the one budget and appended to ``--jsonl`` (rows already there are
+    kept, so the run resumes)."""
+    from nasmeta.spaces import get_space
+
+    if not args.retrain_epochs or not args.spaces_jsonl:
+        raise ValueError("--part table needs --retrain-epochs N and --spaces-jsonl FILE")
+    size = _sizes(args.darts_size, ["C=8", "layers=5"])
+    retrain_size = _sizes(args.retrain_size, ["C=8", "layers=5"])
+    budget = _budget(args, retrain_size)
+    files = [Path(f) for f in (args.from_jsonl or [])] + [Path(args.spaces_jsonl), Path(args.jsonl)]
+    rows = [json.loads(line) for f in files if f.exists() for line in f.read_text().splitlines() if line.strip()]
+    searched = {}
+    for r in rows:
+        if r.get("part") == "spaces" and (r["method"] != "pdarts" or "depths" in r):
+            searched[(r["space"], r["method"], r["seed"])] = r  # the last run of a key counts (reruns)
+    trained = {(r["space"], r["arch"], r["seed"]): r for r in rows if r.get("part") == "retrain-table"
+               and r.get("budget") == budget}  # fmt: skip
+    retrain_task = _retrain_task(args, task)
+    for seed in args.seeds:
+        for space in args.spaces:
+            for method in args.methods:
+                row = searched.get((space, method, seed))
+                if row is None:
+                    _, row = _space_row(method, space, task, args, seed, size)
+                    with open(args.spaces_jsonl, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(json.dumps(row), flush=True)
+                    searched[(space, method, seed)] = row
+                key = (space, row["arch"], seed)
+                if key not in trained:
+                    done = _retrain_cell(get_space(space).parse(row["arch"]), retrain_task, args, seed, retrain_size)
+                    trained[key] = {"part": "retrain-table", "space": space, "arch": row["arch"], "seed": seed,
+                                    "budget": budget, **done}  # fmt: skip
+                    _emit(args, trained[key])
+                print(f"{space} seed {seed} {method}: skip share {row['normal_skip_share']:.3f}, "
+                      f"retrained {trained[key]['test_acc']:.2f}", flush=True)  # fmt: skip
+
+
+def summary_part(args: argparse.Namespace, task: Any) -> None:
+    """Markdown table of ``table`` results (``--from-jsonl``: search rows and retrain rows; no compute): per method
+    and space, the derived normal cell's skip share (S4: noise share) and its retrained test accuracy, mean and per
+    seed; ``-`` where a seed was not run."""
+    files = [Path(f) for f in args.from_jsonl or []]
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+    searched = {}
+    for r in rows:
+        if r.get("part") == "spaces" and (r["method"] != "pdarts" or "depths" in r):
+            searched[(r["space"], r["method"], r["seed"])] = r  # the last run of a key counts (reruns)
+    trained = {(r["space"], r["arch"], r["seed"]): r["test_acc"] for r in rows if r.get("part") == "retrain-table"}
+
+    def cell(values: list[float | None], digits: int) -> str:
+        got = [v for v in values if v is not None]
+        if not got:
+            return "-"
+        each = " ".join("-" if v is None else f"{v:.{digits}f}" for v in values)
+        return f"{statistics.mean(got):.{digits}f} [{each}]"
+
+    print(
+        "| method | "
+        + " | ".join(f"{sp} {'noise' if sp == 'darts-s4' else 'skip'} | {sp} acc" for sp in args.spaces)
+        + " |"
+    )
+    print("|---|" + "---|---|" * len(args.spaces))
+    for method in args.methods:
+        parts = []
+        for space in args.spaces:
+            found = [searched.get((space, method, seed)) for seed in args.seeds]
+            op = "noise" if space == "darts-s4" else "skip_connect"
+            share = [
+                None if r is None else sum(o == op for o, _ in _normal(_parse(space, r["arch"]))) / 8 for r in found
+            ]
+            acc = [
+                None if r is None else trained.get((space, r["arch"], seed))
+                for r, seed in zip(found, args.seeds, strict=True)
+            ]
+            parts += [cell(share, 3), cell(acc, 1)]
+        print(f"| {method} | " + " | ".join(parts) + " |")
+
+
+def _parse(space: str, arch: str) -> Any:
+    from nasmeta.spaces import get_space
+
+    return get_space(space).parse(arch)
+
+
+def _retrain_task(args: argparse.Namespace, task: Any) -> Any:
+    """The retraining task: the search task unless ``--retrain-samples-per-class`` asks for more train images."""
+    if not args.retrain_samples_per_class:
+        return task
+    from nasmeta.data.tasks import get_task
+
+    spec = get_task("cifar10").with_(samples_per_class=args.retrain_samples_per_class,
+                                     test_per_class=args.test_per_class)  # fmt: skip
+    return spec.with_(resolution=args.resolution).load()
+
+
+def _retrain_cell(arch: Any, task: Any, args: argparse.Namespace, seed: int, size: dict[str, int]) -> dict[str, Any]:
+    """Train ``arch`` from scratch at the benchmark's one retrain budget; test accuracy and seconds."""
+    from nasmeta.retrain import retrain
+    from nasmeta.training import TrainConfig
+
+    config = TrainConfig(batch_size=args.retrain_batch_size, device="cpu")
+    start = time.perf_counter()
+    done = retrain(arch, task, args.retrain_epochs, seed, config=config, auxiliary=False, drop_path_prob=0.0, **size)
+    return {"test_acc": done.evaluation.test_acc, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _budget(args: argparse.Namespace, size: dict[str, int]) -> dict[str, Any]:
+    return {"size": size, "epochs": args.retrain_epochs, "batch_size": args.retrain_batch_size,
+            "samples_per_class": args.retrain_samples_per_class or args.samples_per_class}  # fmt: skip
+
+
+def budget_part(args: argparse.Namespace, task: Any) -> None:
+    """Does the retrain budget separate cells?  DARTS-V2 against the same network with an all-skip normal cell
+    (DARTS-V2's reduce cell kept), each seed of ``--seeds``."""
+    from nasmeta.spaces import get_space
+    from nasmeta.spaces.darts import DARTS_V2
+
+    if not args.retrain_epochs:
+        raise ValueError("--part budget needs --retrain-epochs N")
+    size = _sizes(args.retrain_size, ["C=8", "layers=5"])
+    space = get_space("darts")
+    all_skip = space.from_encoding([[("skip_connect", j) for j in (0, 1, 0, 1, 0, 1, 0, 1)], DARTS_V2.encoding[1]])
+    task = _retrain_task(args, task)
+    for seed in args.seeds:
+        for name, arch in (("darts-v2", DARTS_V2), ("all-skip-normal", all_skip)):
+            done = _retrain_cell(arch, task, args, seed, size)
+            _emit(args, {"part": "budget", "cell": name, "arch": str(arch), "seed": seed, **_budget(args, size),
+                         "test_acc": done["test_acc"], "seconds": done["seconds"]})  # fmt: skip
 
 
 def retrain_part(args: argparse.Namespace, task: Any) -> None:
@@ -141,7 +280,7 @@ def retrain_part(args: argparse.Namespace, task: Any) -> None:
     if not args.from_jsonl or not args.retrain_epochs:
         raise ValueError("--part retrain needs --from-jsonl FILE and --retrain-epochs N")
     size = _sizes(args.retrain_size, ["C=8", "layers=5"])
-    rows = [json.loads(line) for line in Path(args.from_jsonl).read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for f in args.from_jsonl for line in Path(f).read_text().splitlines() if line.strip()]
     done: dict[tuple[str, str], float] = {}
     for row in rows:
         if row.get("part") != "spaces" or (row["space"], row["arch"]) in done:
@@ -241,8 +380,11 @@ def _plot(eig, smooth, skips, soft, fires, space, out: Path) -> Path:  # noqa: A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["nb201", "spaces", "hessian", "retrain"], required=True)
-    parser.add_argument("--from-jsonl", default=None, help="retrain: the spaces part's JSONL")
+    parser.add_argument(
+        "--part", choices=["nb201", "spaces", "hessian", "retrain", "budget", "table", "summary"], required=True
+    )
+    parser.add_argument("--from-jsonl", nargs="+", default=None, help="retrain / table: the spaces part's JSONL")
+    parser.add_argument("--spaces-jsonl", default=None, help="table: where new search rows are appended")
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--spaces", nargs="+", default=["darts-s1", "darts-s2", "darts-s3", "darts-s4"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -255,6 +397,8 @@ def main() -> None:
     parser.add_argument("--darts-size", action="append", help="DARTS supernet size KEY=INT (default C=8, layers=5)")
     parser.add_argument("--retrain-size", action="append", help="retrained network size (default C=8, layers=5)")
     parser.add_argument("--retrain-epochs", type=int, default=0)
+    parser.add_argument("--retrain-batch-size", type=int, default=256)
+    parser.add_argument("--retrain-samples-per-class", type=int, default=0, help="0: the search task's")
     parser.add_argument("--hessian-space", default="darts-s3")
     parser.add_argument("--hessian-epochs", type=int, default=20)
     parser.add_argument("--hessian-samples", type=int, default=64)
@@ -264,8 +408,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    task = _task(args)
-    parts = {"nb201": nb201_part, "spaces": spaces_part, "hessian": hessian_part, "retrain": retrain_part}
+    task = None if args.part == "summary" else _task(args)  # the summary reads JSONL only
+    parts = {
+        "nb201": nb201_part,
+        "spaces": spaces_part,
+        "hessian": hessian_part,
+        "retrain": retrain_part,
+        "budget": budget_part,
+        "table": table_part,
+        "summary": summary_part,
+    }
     parts[args.part](args, task)
 
 

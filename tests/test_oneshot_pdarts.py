@@ -1,4 +1,5 @@
-"""P-DARTS (op-space pruning between stages, skip dropout schedule, skip limit) and DARTS+ (skip-limit early stop)."""
+"""P-DARTS (progressive depth, op-space pruning between stages, skip dropout schedule, skip limit) and DARTS+
+(skip-limit early stop)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from oneshot_toys import toy_search_data as _data
 from oneshot_toys import toy_task as _task
 
 from nasmeta.oneshot import oneshot_search
+from nasmeta.oneshot.api import build_supernet
+from nasmeta.oneshot.loop import SearchData
 from nasmeta.oneshot.pdarts import MaskedMix, PDarts, limit_skips, prune_mask, skip_dropout_rate, stage_of
 from nasmeta.oneshot.supernet_darts import DartsSupernet
 from nasmeta.spaces.darts import DARTS_PRIMITIVES
@@ -51,7 +54,10 @@ def test_stages_and_skip_dropout_schedule() -> None:
 
 
 def test_search_prunes_8_to_5_to_3_ops_per_edge() -> None:
-    result = oneshot_search("pdarts", "darts", _task(), 3, 8, seed=0, supernet_size={"C": 4, "layers": 2}, device="cpu")
+    size = {"C": 4, "layers": 2}
+    result = oneshot_search(
+        "pdarts", "darts", _task(), 3, 8, seed=0, supernet_size=size, device="cpu", depths=(2, 2, 3)
+    )
     assert [row["active_ops_normal"] for row in result.trace[1:]] == [8.0, 5.0, 3.0]
     assert [row["stage"] for row in result.trace[1:]] == [1.0, 2.0, 3.0]
     masks = torch.tensor(result.extra["masks"]["normal"])
@@ -121,5 +127,56 @@ def test_pdarts_runs_through_oneshot_search_seeded(space: str, size: dict[str, i
     runs = [oneshot_search("pdarts", space, task, 3, 8, seed=2, supernet_size=size, device="cpu") for _ in range(2)]
     assert str(runs[0].best_arch) == str(runs[1].best_arch)
     assert runs[0].extra["alphas"] == runs[1].extra["alphas"]
+    assert [r["val_loss"] for r in runs[0].trace[1:]] == [r["val_loss"] for r in runs[1].trace[1:]]
     # 1-epoch stages: no warm-up epoch (round(0.4 * 1) = 0), so each stage starts at its full rate
     assert [r["skip_dropout"] for r in runs[0].trace[1:]] == pytest.approx([0.1, 0.4, 0.7])
+
+
+def test_each_stage_is_a_new_deeper_supernet_over_the_kept_ops() -> None:
+    task = _task()
+    data = SearchData.from_task(task, 0)
+    built: list[tuple[object, dict[str, torch.Tensor]]] = []
+
+    def build(**overrides: int) -> DartsSupernet:
+        net = build_supernet("darts", 10, (3, 8, 8), **{"C": 4, "layers": 2, **overrides})
+        built.append((net, {k: v.clone() for k, v in net.state_dict().items()}))
+        return net
+
+    strategy, trace, _ = PDarts.run_stages(build, data, 8, 0, 6, depths=(2, 3, 5))
+    nets = [net for net, _ in built]
+    assert [len(net.cells) for net in nets] == [2, 3, 5]  # stage 1 runs on the probe of the requested size
+    assert strategy.supernet is nets[-1] and len({id(n) for n in nets}) == 3  # a fresh network per stage
+    assert [r["depth"] for r in trace[1:]] == [2.0, 2.0, 3.0, 3.0, 5.0, 5.0]
+    assert [r["epoch"] for r in trace] == list(range(7)) and trace[-1]["seconds"] > trace[2]["seconds"]
+    assert [r["active_ops_normal"] for r in trace[1:]] == [8.0, 8.0, 5.0, 5.0, 3.0, 3.0]
+    # the last stage never ran (nor trained) a pruned op: its weights are as built, the kept ops' have moved
+    last, initial = built[-1]
+    mask = strategy.masks["normal"]
+    moved = {}
+    for cell_type, e, edge in last.edge_modules():
+        if cell_type != "normal":
+            continue
+        for k, op in enumerate(edge.ops):
+            params = [(n, p) for n, p in op.named_parameters()]
+            if not params:
+                continue
+            prefix = next(name for name, mod in last.named_modules() if mod is op)
+            same = all(torch.equal(p, initial[f"{prefix}.{n}"]) for n, p in params)
+            moved.setdefault(bool(mask[e, k]), []).append(not same)
+    assert not any(moved[False]) and all(moved[True])
+    # the derived normal cell uses only ops kept on their edges
+    path = strategy.supernet.arch_to_path(strategy.current_arch())["normal"]
+    assert all(bool(mask[e, k]) for e, k in enumerate(path) if k is not None)
+
+
+def test_depth_grows_through_oneshot_search_and_is_reported() -> None:
+    result = oneshot_search("pdarts", "darts-s3", _task(), 3, 8, seed=1, supernet_size={"C": 4, "layers": 2},
+                            device="cpu")  # fmt: skip
+    assert result.extra["depths"] == [2, 5, 8]  # default: the requested depth, then + 3 per stage
+    assert result.extra["supernet_size"]["layers"] == 8 and [r["depth"] for r in result.trace[1:]] == [2.0, 5.0, 8.0]
+    # S3 (none, skip, sep): the last pruning drops none, so two ops per edge stay
+    assert torch.tensor(result.extra["masks"]["normal"]).sum(dim=1).tolist() == [2] * 14
+    nb = oneshot_search("pdarts", "nb201", _task(), 3, 8, seed=1, supernet_size={"C": 4, "N": 1}, device="cpu")
+    assert nb.extra["depths"] == [1, 1, 1]
+    with pytest.raises(ValueError, match="depths"):
+        oneshot_search("pdarts", "darts", _task(), 3, 8, supernet_size={"C": 4, "layers": 2}, depths=(2, 3))

@@ -191,6 +191,17 @@ def test_pretext_search_is_label_invariant_for_strategies(method: str) -> None:
     assert la.extra["alphas"] != lb.extra["alphas"]
 
 
+def test_staged_pdarts_searches_a_pretext_without_labels() -> None:
+    """P-DARTS builds a new supernet per stage: each must carry the pretext's head and read no label."""
+    result = oneshot_search(
+        "pdarts", "nb201", _task("poison"), 3, 8, 0, supernet_size=TINY, device="cpu", objective="rotation"
+    )
+    assert result.extra["objective"]["num_classes"] == 4 and len(result.extra["depths"]) == 3
+    assert result.trace[-1]["epoch"] == 3
+    labels = oneshot_search("pdarts", "nb201", _task(), 3, 8, 0, supernet_size=TINY, device="cpu")
+    assert result.extra["supernet_params"] != labels.extra["supernet_params"]  # the last stage's head is 4-way
+
+
 def test_default_objective_is_the_label_search() -> None:
     default = oneshot_search("darts", "nb201", _task(), 1, 8, 0, supernet_size=TINY, device="cpu")
     labels = _search("darts", "labels")

@@ -20,7 +20,7 @@ import torch
 
 from nasmeta.data.types import TaskData
 from nasmeta.oneshot.loop import WeightConfig, registered_strategies, run_search, strategy_class
-from nasmeta.oneshot.pretext import Pretext, search_setup
+from nasmeta.oneshot.pretext import Pretext, search_data, search_supernet
 from nasmeta.oneshot.supernet import Supernet
 from nasmeta.reporting import Reporter, ShouldStop
 from nasmeta.search_result import SearchResult
@@ -127,16 +127,31 @@ def oneshot_search(
     size = dict(supernet_size or {})
     dev = _resolve_device(device)
 
-    torch.manual_seed(seed)
-    # issue 18 (UnNAS): a pretext objective replaces the labels, sizes the head and builds label-free search data
-    supernet, data, pretext = search_setup(objective, space_obj, task, seed, train_portion, size)
-    supernet, data = supernet.to(dev), data.to(dev)
+    # issue 18 (UnNAS): a pretext objective replaces the labels: label-free search data, a head sized to it
+    data, pretext = search_data(objective, task, seed, train_portion)
+    data = data.to(dev)
     if skip_stop is not None and (isinstance(skip_stop, bool) or not isinstance(skip_stop, int) or skip_stop < 1):
         raise ValueError(f"skip_stop must be a positive integer or None, got {skip_stop!r}")
-    strategy = strategy_class(method)(supernet, data, batch_size, seed, **method_kwargs)
-    if skip_stop is not None:
-        strategy.skip_stop = skip_stop
-    trace, search_seconds = run_search(strategy, epochs, weight_config, reporter, should_stop)
+    cls = strategy_class(method)
+    # -- staged strategies (P-DARTS, issue 17): one loop run per stage, each over a newly built supernet --------
+    run_stages = getattr(cls, "run_stages", None)
+    if run_stages is not None:
+
+        def build(**overrides: Any) -> Supernet:
+            return search_supernet(space_obj, task, data, pretext, {**size, **overrides}).to(dev)
+
+        strategy, trace, search_seconds = run_stages(
+            build, data, batch_size, seed, epochs, weight_config, reporter, should_stop, skip_stop, **method_kwargs
+        )
+        supernet = strategy.supernet
+    # -- end staged strategies ----------------------------------------------------------------------------------
+    else:
+        torch.manual_seed(seed)
+        supernet = search_supernet(space_obj, task, data, pretext, size).to(dev)
+        strategy = cls(supernet, data, batch_size, seed, **method_kwargs)
+        if skip_stop is not None:
+            strategy.skip_stop = skip_stop
+        trace, search_seconds = run_search(strategy, epochs, weight_config, reporter, should_stop)
     start = time.perf_counter()
     arch, history, extra = strategy.finish()
     choose_seconds = time.perf_counter() - start

@@ -1,23 +1,30 @@
 """P-DARTS (search-space approximation, skip-connection dropout, skip limit) and DARTS+ (skip-limit early stop).
 
 Chen et al., "Progressive Differentiable Architecture Search: Bridging the Depth Gap between Search and
-Evaluation", ICCV 2019.  The search runs in stages; between stages every edge's op space is pruned to the ops
-with the largest softmax weights (published 8 -> 5 -> 3 ops per edge, then 1 by derivation; in the last pruning
-``none`` is never kept, as in the reference code), and each new stage starts its alphas afresh (``1e-3 * randn``
-over the surviving ops).  Within stage ``s`` the output of every ``skip_connect`` is dropped out with rate ``p``
-(published CIFAR-10 rates 0.1, 0.4, 0.7 for the three stages): during the stage's weight-only warm-up (published 10
-of 25 epochs) ``p = rate_s * (L - i - 1) / L`` at stage epoch ``i`` of ``L``, afterwards ``p = rate_s *
-exp(-0.2 * (i - warm-up))`` with architecture updates (reference code).  The final normal cell keeps at most 2
-skip connections: while it has more, the weakest kept skip is removed (its weight set below every other) and the
-cell derived again (:func:`limit_skips`).  Pruned ops are not computed (:class:`MaskedMix`).  Architecture
-optimiser (published): Adam lr 6e-4, betas (0.5, 0.999), weight decay 1e-3, first order.
+Evaluation", ICCV 2019.  The search runs in stages (published 3 x 25 epochs), each a new, deeper network
+(published 5 -> 11 -> 17 cells) over a smaller op space: between stages every edge's op space is pruned to the
+ops with the largest softmax weights (published 8 -> 5 -> 3 ops per edge, then 1 by derivation; in the last
+pruning ``none`` is never kept, as in the reference code).  Each stage is one run of the one-shot loop
+(:func:`~nasmeta.oneshot.loop.run_search`) over a newly built supernet of the stage's depth, with fresh weights,
+fresh alphas (``1e-3 * randn``), a fresh weight optimiser and its own cosine schedule, as the reference code
+builds a new model per stage; :meth:`PDarts.run_stages` drives the stages and ``oneshot_search`` calls it.
+Within stage ``s`` the output of every ``skip_connect`` is dropped out with rate ``p`` (published CIFAR-10 rates
+0.1, 0.4, 0.7 for the three stages): during the stage's weight-only warm-up (published 10 of 25 epochs) ``p =
+rate_s * (L - i - 1) / L`` at stage epoch ``i`` of ``L``, afterwards ``p = rate_s * exp(-0.2 * (i - warm-up))``
+with architecture updates (reference code).  The final normal cell keeps at most 2 skip connections: while it
+has more, the weakest kept skip is removed (its weight set below every other) and the cell derived again
+(:func:`limit_skips`).  Architecture optimiser (published): Adam lr 6e-4, betas (0.5, 0.999), weight decay 1e-3,
+first order.
 
-The loop's epochs are split into ``stages`` nearly equal stages (published 3 x 25 epochs); ``keep_ops`` are the op
-counts per edge after each stage but the last (published ``(5, 3)``), capped at the edge's candidates.
+The loop's epochs are split into ``stages`` nearly equal stages; ``keep_ops`` are the op counts per edge after
+each stage but the last (published ``(5, 3)``), capped at the edge's candidates; ``depths`` the supernet depth per
+stage (DARTS: ``layers``, published ``(5, 11, 17)``; NB201: ``N``).  Default depths: the requested supernet's
+depth ``d`` first, then ``d + 3``, ``d + 6`` (half the published step of 6, for the small search budgets here);
+NB201 keeps its ``N`` in every stage (the paper grows the DARTS network only).
 
-Deviations: the progressive *depth* (5 -> 11 -> 17 cells, a new network per stage) is left out: the loop trains
-one supernet with one weight optimiser, so every stage runs at the supernet's own depth and keeps its trained
-weights (P-DARTS builds and trains a new, deeper network per stage).  No data augmentation (shared loop).
+Deviations: a stage's supernet is the full-op supernet with the pruned ops masked (:class:`MaskedMix`): pruned
+ops are never run and get no gradient, but their (unused) modules are still built.  No data augmentation (shared
+loop).
 
 Liang et al., "DARTS+: Improved Differentiable Architecture Search with Early Stopping", 2019: the search stops
 once the derived normal cell holds 2 ``skip_connect`` ops.  Any strategy takes the rule as the loop option
@@ -28,6 +35,7 @@ once the derived normal cell holds 2 ``skip_connect`` ops.  Any strategy takes t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,13 +48,16 @@ from nasmeta.oneshot.loop import (
     AlphaStrategy,
     Batch,
     SearchData,
+    WeightConfig,
     apply_gradients,
     arch_gradients,
     arch_optimizer,
     register_strategy,
+    run_search,
 )
 from nasmeta.oneshot.mixed_ops import EdgeChoice, MixedOp
 from nasmeta.oneshot.supernet import SKIP, Choices, Supernet
+from nasmeta.reporting import CallbackReporter, NullReporter, Reporter, ShouldStop
 from nasmeta.spaces.base import Architecture
 
 
@@ -136,6 +147,8 @@ class PDartsConfig(BaseModel):
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(1e-3, ge=0)
     alpha_init_std: float = Field(1e-3, ge=0)
+    #: supernet depth per stage (DARTS ``layers``, NB201 ``N``); None: see the module docstring
+    depths: tuple[int, ...] | None = None
 
     @model_validator(mode="after")
     def _lengths(self) -> PDartsConfig:
@@ -145,6 +158,8 @@ class PDartsConfig(BaseModel):
             raise ValueError(f"skip_dropout needs one rate per stage ({self.stages}), got {self.skip_dropout}")
         if any(k < 1 for k in self.keep_ops) or any(not 0 <= p < 1 for p in self.skip_dropout):
             raise ValueError(f"keep_ops must be >= 1 and rates in [0, 1), got {self.keep_ops}, {self.skip_dropout}")
+        if self.depths is not None and (len(self.depths) != self.stages or min(self.depths) < 1):
+            raise ValueError(f"depths needs {self.stages} positive entries (one per stage), got {self.depths}")
         return self
 
 
@@ -169,45 +184,129 @@ def skip_dropout_rate(rate: float, i: int, length: int, warmup: int, decay: floa
     return rate * math.exp(-decay * (i - warmup))
 
 
+def stage_lengths(epochs: int, stages: int) -> list[int]:
+    """Epochs per stage when ``epochs`` are split into ``stages`` nearly equal parts (the first get the extra)."""
+    if epochs < stages:
+        raise ValueError(f"P-DARTS needs at least one epoch per stage: {epochs} epochs for {stages} stages")
+    return [len(part) for part in np.array_split(np.arange(epochs), stages)]
+
+
+def _depth_key(size: dict[str, Any]) -> str:
+    for key in ("layers", "N"):
+        if key in size:
+            return key
+    raise ValueError(f"P-DARTS cannot tell the depth of a supernet of size {size!r} (no 'layers' or 'N')")
+
+
+def _shifted(reporter: Reporter, done: int, keep_row0: bool) -> Reporter:
+    """A stage's reports at the search's epoch numbers (a later stage's row 0 is its predecessor's last epoch)."""
+
+    def report(step: int, metrics: dict[str, Any]) -> None:
+        if keep_row0 or step > 0:
+            reporter.report(step + done, **metrics)
+
+    return CallbackReporter(report)
+
+
 @register_strategy("pdarts")
 class PDarts(AlphaStrategy):
-    """P-DARTS at the supernet's depth (module docstring)."""
+    """One P-DARTS stage over a supernet whose op space is ``masks`` (module docstring); :meth:`run_stages` runs
+    the whole progressive search.  Run alone through the loop, it is one stage over all ops."""
 
-    def __init__(self, supernet: Supernet, data: SearchData, batch_size: int, seed: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        supernet: Supernet,
+        data: SearchData,
+        batch_size: int,
+        seed: int,
+        stage: int = 0,
+        masks: dict[str, torch.Tensor] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(supernet, data, batch_size, seed)
         self.config = PDartsConfig(**kwargs)
-        self.masks = {t: torch.ones_like(a, dtype=torch.bool) for t, a in supernet.alphas().items()}
-        self.optimizer = self._arch_optimizer()
-        self.stage, self.p, self.update_arch = 0, 0.0, False
-        self.pruned: list[dict[str, int]] = []
-        self.generator = torch.Generator().manual_seed(seed)
+        if not 0 <= stage < self.config.stages:
+            raise ValueError(f"stage must be in 0..{self.config.stages - 1}, got {stage!r}")
+        alphas = supernet.alphas()
+        self.masks = {t: torch.ones_like(a, dtype=torch.bool) for t, a in alphas.items()}
+        if masks is not None:
+            for t, m in masks.items():
+                if t not in self.masks or tuple(m.shape) != tuple(self.masks[t].shape):
+                    raise ValueError(f"mask of cell {t!r} has shape {tuple(m.shape)}, the supernet's alphas differ")
+                self.masks[t] = m.to(dtype=torch.bool, device=alphas[t].device).clone()
+        self.stage, self.p, self.update_arch = stage, 0.0, False
+        generator = torch.Generator().manual_seed(seed + 1000 * stage)
+        with torch.no_grad():  # fresh alphas per stage (reference code: a new model per stage)
+            for a in alphas.values():
+                a.copy_(self.config.alpha_init_std * torch.randn(a.shape, generator=generator))
+        self.optimizer = arch_optimizer(self.supernet.arch_parameters(), self.config)
 
-    def _arch_optimizer(self) -> torch.optim.Optimizer:
-        return arch_optimizer(self.supernet.arch_parameters(), self.config)
+    @classmethod
+    def run_stages(
+        cls,
+        build: Callable[..., Supernet],
+        data: SearchData,
+        batch_size: int,
+        seed: int,
+        epochs: int,
+        weight_config: WeightConfig | None = None,
+        reporter: Reporter | None = None,
+        should_stop: ShouldStop | None = None,
+        skip_stop: int | None = None,
+        **kwargs: Any,
+    ) -> tuple[PDarts, list[dict[str, Any]], float]:
+        """The progressive search: stage ``s`` is one :func:`run_search` of its share of ``epochs`` over
+        ``build(<depth key>=depths[s])`` (seeded with ``seed + s``) restricted to the ops kept after stage ``s -
+        1``.  Returns the last stage's strategy, the trace of all stages (epochs numbered on; one row 0) and the
+        search seconds.  The search ends early when a stage stops (``skip_stop``, ``should_stop``)."""
+        config = PDartsConfig(**kwargs)
+        lengths = stage_lengths(epochs, config.stages)
+        reporter = reporter or NullReporter()
+        torch.manual_seed(seed)
+        probe = build()
+        key = _depth_key(probe.size)
+        first = int(probe.size[key])
+        depths = config.depths or tuple(first + (3 * s if key == "layers" else 0) for s in range(config.stages))
+        masks: dict[str, torch.Tensor] | None = None
+        trace: list[dict[str, Any]] = []
+        elapsed = 0.0
+        strategy: PDarts | None = None
+        for s, length in enumerate(lengths):
+            torch.manual_seed(seed + s)
+            supernet = probe if s == 0 and depths[0] == first else build(**{key: depths[s]})
+            strategy = cls(supernet, data, batch_size, seed, stage=s, masks=masks, **kwargs)
+            strategy.skip_stop = skip_stop
+            strategy.depth = depths[s]
+            done = max(len(trace) - 1, 0)
+            stage_reporter = _shifted(reporter, done, keep_row0=s == 0)
+            stage_stop = None
+            if should_stop is not None:
+                stage_stop = lambda rows, before=list(trace[1:]): should_stop(before + rows)  # noqa: E731
+            stage_trace, seconds = run_search(strategy, length, weight_config, stage_reporter, stage_stop)
+            for row in stage_trace[1:]:
+                row["epoch"] += done
+                row["seconds"] += elapsed
+            trace.extend(stage_trace if s == 0 else stage_trace[1:])
+            elapsed += seconds
+            if len(stage_trace) - 1 < length:  # the stage stopped: so does the search
+                break
+            if s < config.stages - 1:
+                weights = strategy.op_weights()
+                last = s == config.stages - 2
+                masks = {
+                    t: prune_mask(weights[t], strategy.masks[t], config.keep_ops[s], supernet.edge_ops[t], last)
+                    for t in supernet.cell_types
+                }
+        assert strategy is not None
+        strategy.depths = depths
+        return strategy, trace, elapsed
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         super().begin_epoch(epoch, epochs)
-        stage, i, length = stage_of(epoch, epochs, self.config.stages)
-        while self.stage < stage:
-            self._next_stage()
+        i, length = epoch - 1, epochs
         warmup = round(self.config.warmup_share * length)
-        self.p = skip_dropout_rate(self.config.skip_dropout[stage], i, length, warmup, self.config.dropout_decay)
+        self.p = skip_dropout_rate(self.config.skip_dropout[self.stage], i, length, warmup, self.config.dropout_decay)
         self.update_arch = i >= warmup
-
-    def _next_stage(self) -> None:
-        """Prune every edge to the next op count; restart the alphas of the new stage (P-DARTS builds a new
-        network with fresh alphas per stage) and the arch optimiser."""
-        keep = self.config.keep_ops[self.stage]
-        last = self.stage == self.config.stages - 2
-        weights = self.op_weights()
-        for t in self.supernet.cell_types:
-            self.masks[t] = prune_mask(weights[t], self.masks[t], keep, self.supernet.edge_ops[t], drop_none=last)
-        with torch.no_grad():
-            for a in self.supernet.alphas().values():
-                a.copy_(self.config.alpha_init_std * torch.randn(a.shape, generator=self.generator))
-        self.optimizer = self._arch_optimizer()
-        self.stage += 1
-        self.pruned.append({t: int(m.sum(dim=1).max()) for t, m in self.masks.items()})
 
     def op_weights(self) -> dict[str, torch.Tensor]:
         return {t: masked_softmax(a, self.masks[t]).detach() for t, a in self.supernet.alphas().items()}
@@ -238,6 +337,7 @@ class PDarts(AlphaStrategy):
         active = {t: float(m.sum(dim=1).float().mean()) for t, m in self.masks.items()}
         return {
             "stage": float(self.stage + 1),
+            "depth": float(self.supernet.size[_depth_key(self.supernet.size)]),
             "skip_dropout": self.p,
             **{f"active_ops_{t}": v for t, v in active.items()},
         }
@@ -248,7 +348,11 @@ class PDarts(AlphaStrategy):
         return limit_skips(self.supernet, self.op_weights(), self.config.max_skips)[0]
 
     def finish_extra(self) -> dict[str, Any]:
-        return {"masks": {t: m.cpu().tolist() for t, m in self.masks.items()}, "stages_done": self.stage + 1}
+        return {
+            "masks": {t: m.cpu().tolist() for t, m in self.masks.items()},
+            "stages_done": self.stage + 1,
+            "depths": list(getattr(self, "depths", [self.supernet.size[_depth_key(self.supernet.size)]])),
+        }
 
     def state(self) -> dict[str, Any]:
         return self.config.model_dump()

@@ -435,6 +435,32 @@ def pretext_search_data(task: TaskData, pretext: Pretext, seed: int = 0, train_p
     return SearchData(x_train, y_train, x_val, y_val, pretext.num_classes)
 
 
+def search_data(
+    objective: str | Mapping[str, Any] | Pretext | None, task: TaskData, seed: int, train_portion: float
+) -> tuple[SearchData, Pretext | None]:
+    """Search data for ``objective`` (labels: the task's labels; a pretext: its label-free inputs and targets) and
+    the pretext (None for labels).  Seeded by ``seed`` alone: the global random state is not touched."""
+    pretext = pretext_objective(objective, seed)
+    if pretext is None:
+        return SearchData.from_task(task, seed, train_portion), None
+    return pretext_search_data(task, pretext, seed, train_portion), pretext
+
+
+def search_supernet(
+    space: SearchSpace, task: TaskData, data: SearchData, pretext: Pretext | None, size: Mapping[str, Any]
+) -> Supernet:
+    """The supernet for :func:`search_data`'s ``data``: the task's classes, or the pretext's head.  Its init draws
+    from the global random state (seed it first)."""
+    if pretext is None:
+        return space.supernet(task.num_classes, task.input_shape, **size)
+    image_shape = task.input_shape
+    # the jigsaw supernet sees single tiles: its stem takes the image channels, not the stacked tiles
+    tile_shape = (image_shape[0], *data.input_shape[1:]) if isinstance(pretext, JigsawPretext) else data.input_shape
+    supernet = space.supernet(pretext.num_classes, tile_shape, **size)
+    pretext.adapt(supernet, image_shape)
+    return supernet
+
+
 def search_setup(
     objective: str | Mapping[str, Any] | Pretext | None,
     space: SearchSpace,
@@ -443,19 +469,10 @@ def search_setup(
     train_portion: float,
     size: Mapping[str, Any],
 ) -> tuple[Supernet, SearchData, Pretext | None]:
-    """Supernet and search data for ``objective`` (labels: the task's classes and labels; a pretext: its head and
-    its label-free data).  ``torch.manual_seed(seed)`` must precede the call (it seeds the supernet's init)."""
-    pretext = pretext_objective(objective, seed)
-    if pretext is None:
-        supernet = space.supernet(task.num_classes, task.input_shape, **size)
-        return supernet, SearchData.from_task(task, seed, train_portion), None
-    image_shape = task.input_shape
-    data = pretext_search_data(task, pretext, seed, train_portion)
-    # the jigsaw supernet sees single tiles: its stem takes the image channels, not the stacked tiles
-    tile_shape = (image_shape[0], *data.input_shape[1:]) if isinstance(pretext, JigsawPretext) else data.input_shape
-    supernet = space.supernet(pretext.num_classes, tile_shape, **size)
-    pretext.adapt(supernet, image_shape)
-    return supernet, data, pretext
+    """:func:`search_data` and :func:`search_supernet` in one call.  ``torch.manual_seed(seed)`` must precede it
+    (it seeds the supernet's init)."""
+    data, pretext = search_data(objective, task, seed, train_portion)
+    return search_supernet(space, task, data, pretext, size), data, pretext
 
 
 __all__ = [
@@ -471,7 +488,9 @@ __all__ = [
     "pretext_search_data",
     "rgb_to_lab",
     "rotate",
+    "search_data",
     "search_setup",
+    "search_supernet",
     "shuffle_tiles",
     "unshuffle_tiles",
 ]
