@@ -23,14 +23,11 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch.nn import functional as F
 
 from nasmeta.oneshot.loop import (
     AlphaStrategy,
     Batch,
     SearchData,
-    apply_gradients,
-    arch_gradients,
     arch_optimizer,
     register_strategy,
 )
@@ -110,10 +107,7 @@ class Asap(AlphaStrategy):
         return Choices(out)
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
-        xv, yv = val_batch
-        alphas = self.supernet.arch_parameters()
-        grads = arch_gradients(F.cross_entropy(self.supernet(xv, self.choices()), yv), alphas)
-        apply_gradients(self.optimizer, alphas, grads)
+        self.first_order_step(val_batch, self.choices())
 
     def weight_path(self) -> Choices:
         return self.choices()

@@ -29,14 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch.nn import functional as F
 
 from nasmeta.oneshot.loop import (
     AlphaStrategy,
     Batch,
     SearchData,
-    apply_gradients,
-    arch_gradients,
     arch_optimizer,
     evaluate_path,
     register_strategy,
@@ -176,10 +173,7 @@ class DartsPt(AlphaStrategy):
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
         if self.config.fixed_alpha or self.projecting():
             return
-        xv, yv = val_batch
-        alphas = self.supernet.arch_parameters()
-        grads = arch_gradients(F.cross_entropy(self.supernet(xv), yv), alphas)
-        apply_gradients(self.optimizer, alphas, grads)
+        self.first_order_step(val_batch, None)
 
     def weight_path(self) -> Choices:
         return self.choices()

@@ -29,14 +29,11 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch.nn import functional as F
 
 from nasmeta.oneshot.loop import (
     AlphaStrategy,
     Batch,
     SearchData,
-    apply_gradients,
-    arch_gradients,
     arch_optimizer,
     register_strategy,
 )
@@ -109,12 +106,9 @@ class FairDarts(AlphaStrategy):
         return Choices({t: tuple(a.sigmoid().unbind(0)) for t, a in self.supernet.alphas().items()})
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
-        xv, yv = val_batch
-        alphas = self.supernet.arch_parameters()
-        loss = F.cross_entropy(self.supernet(xv, self.choices()), yv)
-        loss = loss + self.config.zero_one_weight * zero_one_loss(alphas)
-        grads = arch_gradients(loss, alphas)
-        apply_gradients(self.optimizer, alphas, grads)
+        self.first_order_step(
+            val_batch, self.choices(), lambda alphas: self.config.zero_one_weight * zero_one_loss(alphas)
+        )
 
     def weight_path(self) -> Choices:
         return self.choices()

@@ -293,6 +293,21 @@ class AlphaStrategy(Strategy):
     def current_arch(self) -> Architecture:
         return self.supernet.derive()
 
+    def first_order_step(
+        self,
+        val_batch: Batch,
+        path: Path | Choices | None,
+        regulariser: Callable[[list[torch.nn.Parameter]], torch.Tensor] | None = None,
+    ) -> None:
+        """One first-order architecture step with ``self.optimizer``: descend the validation cross-entropy through
+        ``path`` (plus ``regulariser(arch parameters)``, e.g. FairDARTS' zero-one loss)."""
+        xv, yv = val_batch
+        params = self.supernet.arch_parameters()
+        loss = F.cross_entropy(self.supernet(xv, path), yv)
+        if regulariser is not None:
+            loss = loss + regulariser(params)
+        apply_gradients(self.optimizer, params, arch_gradients(loss, params))
+
     def finish_extra(self) -> dict[str, Any]:
         """Method-specific extras of :meth:`finish` besides the final alphas."""
         return {}

@@ -25,14 +25,11 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from torch.nn import functional as F
 
 from nasmeta.oneshot.loop import (
     AlphaStrategy,
     Batch,
     SearchData,
-    apply_gradients,
-    arch_gradients,
     arch_optimizer,
     register_strategy,
 )
@@ -158,10 +155,7 @@ class PcDarts(AlphaStrategy):
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
         if self.epoch <= self.warmup:
             return  # warm-up: the weights train alone
-        xv, yv = val_batch
-        params = self.supernet.arch_parameters()
-        grads = arch_gradients(F.cross_entropy(self.supernet(xv, self.choices()), yv), params)
-        apply_gradients(self.optimizer, params, grads)
+        self.first_order_step(val_batch, self.choices())
 
     def weight_path(self) -> Choices:
         return self.choices()

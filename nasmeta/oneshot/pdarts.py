@@ -49,8 +49,6 @@ from nasmeta.oneshot.loop import (
     Batch,
     SearchData,
     WeightConfig,
-    apply_gradients,
-    arch_gradients,
     arch_optimizer,
     register_strategy,
     run_search,
@@ -322,10 +320,7 @@ class PDarts(AlphaStrategy):
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
         if not self.update_arch:
             return
-        xv, yv = val_batch
-        alphas = self.supernet.arch_parameters()
-        grads = arch_gradients(F.cross_entropy(self.supernet(xv, self.choices(self.p)), yv), alphas)
-        apply_gradients(self.optimizer, alphas, grads)
+        self.first_order_step(val_batch, self.choices(self.p))
 
     def weight_path(self) -> Choices:
         return self.choices(self.p)
