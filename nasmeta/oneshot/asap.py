@@ -31,7 +31,7 @@ from nasmeta.oneshot.loop import (
     arch_optimizer,
     register_strategy,
 )
-from nasmeta.oneshot.pdarts import MaskedMix, masked_softmax
+from nasmeta.oneshot.pdarts import masked_choices, masked_softmax
 from nasmeta.oneshot.supernet import Choices, Supernet
 from nasmeta.spaces.base import Architecture
 
@@ -100,11 +100,7 @@ class Asap(AlphaStrategy):
         return {t: w.detach() for t, w in self.annealed().items()}
 
     def choices(self) -> Choices:
-        out = {}
-        for t, w in self.annealed().items():
-            active = [tuple(int(k) for k in row.nonzero().flatten()) for row in self.masks[t]]
-            out[t] = tuple(MaskedMix(w[e], active[e]) for e in range(len(active)))
-        return Choices(out)
+        return masked_choices(self.annealed(), self.masks)
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
         self.first_order_step(val_batch, self.choices())

@@ -82,6 +82,17 @@ class MaskedMix(EdgeChoice):
         return out
 
 
+def masked_choices(
+    weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], skip_dropout: float = 0.0
+) -> Choices:
+    """Per cell type and edge, a :class:`MaskedMix` of ``weights`` over the ops ``masks`` keeps."""
+    out = {}
+    for t, w in weights.items():
+        active = [tuple(int(k) for k in row.nonzero().flatten()) for row in masks[t]]
+        out[t] = tuple(MaskedMix(w[e], active[e], skip_dropout) for e in range(len(active)))
+    return Choices(out)
+
+
 def masked_softmax(alpha: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Row-wise ``softmax(alpha / temperature)`` over the entries where ``mask`` is True; 0 elsewhere."""
     if not bool(mask.any(dim=-1).all()):
@@ -310,12 +321,8 @@ class PDarts(AlphaStrategy):
         return {t: masked_softmax(a, self.masks[t]).detach() for t, a in self.supernet.alphas().items()}
 
     def choices(self, p: float) -> Choices:
-        out = {}
-        for t, a in self.supernet.alphas().items():
-            w = masked_softmax(a, self.masks[t])
-            active = [tuple(int(k) for k in row.nonzero().flatten()) for row in self.masks[t]]
-            out[t] = tuple(MaskedMix(w[e], active[e], p) for e in range(len(active)))
-        return Choices(out)
+        weights = {t: masked_softmax(a, self.masks[t]) for t, a in self.supernet.alphas().items()}
+        return masked_choices(weights, self.masks, p)
 
     def arch_step(self, train_batch: Batch, val_batch: Batch, lr: float) -> None:
         if not self.update_arch:
